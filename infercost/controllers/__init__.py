@@ -1,0 +1,1 @@
+"""The reconcilers and the sampler loop, and the wiring of the operator process."""

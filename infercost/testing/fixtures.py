@@ -1,0 +1,3 @@
+"""pytest fixtures shared by test/ and e2e/ (registered from their conftest.py)."""
+
+from __future__ import annotations
