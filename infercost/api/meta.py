@@ -1,0 +1,217 @@
+"""Object metadata and ``metav1.Condition``, as the three resources use them.
+
+``ObjectMeta`` keeps only what the operator reads (identity, generation, creation time, labels);
+every other metadata field is accepted and ignored, as it belongs to the API server.
+Conditions follow apimachinery's ``metav1.Condition``; :func:`set_condition` keeps
+``lastTransitionTime`` unless the status flips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from infercost.api.schema import (
+    DNS1123_LABEL,
+    DNS1123_LABEL_HELP,
+    DNS1123_SUBDOMAIN,
+    DNS1123_SUBDOMAIN_HELP,
+    INVALID,
+    DateTime,
+    Enum,
+    FieldError,
+    FrozenMap,
+    Integer,
+    Model,
+    String,
+    crd,
+    format_datetime,
+)
+
+NAMESPACE = String(
+    min_length=1, max_length=63, pattern=DNS1123_LABEL, pattern_help=DNS1123_LABEL_HELP
+)
+_OBJECT_NAME = String(
+    min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN, pattern_help=DNS1123_SUBDOMAIN_HELP
+)
+
+
+@attrs.frozen
+class ObjectMeta:
+    """The parts of ``metadata`` the operator reads."""
+
+    name: str
+    namespace: str | None = None
+    generation: int | None = None
+    uid: str | None = None
+    creation_timestamp: dt.datetime | None = None
+    resource_version: str | None = None
+    labels: FrozenMap = attrs.field(factory=FrozenMap)
+
+    @classmethod
+    def parse(cls, raw: object, path: str, errors: list[FieldError]) -> Any:
+        """Parse ``metadata``; unknown metadata fields are the API server's and pass."""
+        if not isinstance(raw, Mapping):
+            if raw is None:
+                errors.append(FieldError(path, "required field is missing"))
+            else:
+                errors.append(FieldError(path, "must be an object"))
+            return INVALID
+        before = len(errors)
+        name: Any = raw.get("name")
+        if name is None:
+            errors.append(FieldError(f"{path}.name", "required field is missing"))
+        else:
+            name = _OBJECT_NAME.parse(name, f"{path}.name", errors)
+        namespace = raw.get("namespace")
+        if namespace is not None:
+            namespace = NAMESPACE.parse(namespace, f"{path}.namespace", errors)
+        generation = raw.get("generation")
+        if generation is not None:
+            generation = Integer(minimum=0).parse(generation, f"{path}.generation", errors)
+        uid = raw.get("uid")
+        if uid is not None:
+            uid = String().parse(uid, f"{path}.uid", errors)
+        created = raw.get("creationTimestamp")
+        if created is not None:
+            created = DateTime().parse(created, f"{path}.creationTimestamp", errors)
+        version = raw.get("resourceVersion")
+        if version is not None:
+            version = String().parse(version, f"{path}.resourceVersion", errors)
+        labels_raw = raw.get("labels")
+        labels: Any = FrozenMap()
+        if labels_raw is not None:
+            if isinstance(labels_raw, Mapping) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in labels_raw.items()
+            ):
+                labels = FrozenMap(labels_raw)
+            else:
+                errors.append(FieldError(f"{path}.labels", "must be a map of strings to strings"))
+        if len(errors) > before:
+            return INVALID
+        return cls(
+            name=name,
+            namespace=namespace,
+            generation=generation,
+            uid=uid,
+            creation_timestamp=created,
+            resource_version=version,
+            labels=labels,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        if self.generation is not None:
+            out["generation"] = self.generation
+        if self.uid is not None:
+            out["uid"] = self.uid
+        if self.creation_timestamp is not None:
+            out["creationTimestamp"] = format_datetime(self.creation_timestamp)
+        if self.resource_version is not None:
+            out["resourceVersion"] = self.resource_version
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        return out
+
+
+class ConditionStatus(enum.StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+@attrs.frozen
+class Condition(Model):
+    """One aspect of an object's current state (``metav1.Condition``)."""
+
+    type: str = attrs.field(
+        **crd(
+            "type",
+            String(
+                min_length=1,
+                max_length=316,
+                pattern=(
+                    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+                ),
+                pattern_help="a condition type in CamelCase, at most 316 characters",
+            ),
+            "Type of condition in CamelCase, e.g. Ready.",
+        )
+    )
+    status: ConditionStatus = attrs.field(
+        **crd("status", Enum(ConditionStatus), "Status of the condition: True, False or Unknown.")
+    )
+    reason: str = attrs.field(
+        **crd(
+            "reason",
+            String(
+                min_length=1,
+                max_length=1024,
+                pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+                pattern_help="a CamelCase reason of 1 to 1024 characters",
+            ),
+            "Programmatic identifier of the reason for the last transition, in CamelCase.",
+        )
+    )
+    message: str = attrs.field(
+        **crd(
+            "message",
+            String(max_length=32768),
+            "Human-readable details of the last transition (may be empty).",
+        )
+    )
+    last_transition_time: dt.datetime = attrs.field(
+        **crd(
+            "lastTransitionTime",
+            DateTime(),
+            "Last time the status changed (not when the reason or message changed).",
+        )
+    )
+    observed_generation: int | None = attrs.field(
+        default=None,
+        **crd(
+            "observedGeneration",
+            Integer(minimum=0),
+            "metadata.generation the condition was computed from.",
+        ),
+    )
+
+
+def find_condition(conditions: tuple[Condition, ...], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def set_condition(
+    conditions: tuple[Condition, ...],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    now: dt.datetime,
+    observed_generation: int | None = None,
+) -> tuple[Condition, ...]:
+    """Return ``conditions`` with ``type_`` set; ``lastTransitionTime`` moves only on a flip.
+
+    The position of an existing condition is kept; a new one is appended.
+    """
+    old = find_condition(conditions, type_)
+    changed_at = old.last_transition_time if old is not None and old.status == status else now
+    new = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=changed_at,
+        observed_generation=observed_generation,
+    )
+    if old is None:
+        return (*conditions, new)
+    return tuple(new if c.type == type_ else c for c in conditions)
