@@ -1,0 +1,276 @@
+"""A fast, narrow reader of the Prometheus text exposition format.
+
+Inference servers expose pages of 50–500 KB of which the operator needs a handful of series
+(two or three token counters, power and energy of each GPU). Parsing every line with a general
+parser costs far more than the rest of a sampling cycle, so this module:
+
+1. checks the shape of the whole body with C-speed byte operations (binary garbage, HTML, JSON,
+   the quoted-JSON string some llama.cpp builds served, a body cut off mid-line), and
+2. finds the lines of the requested series with ``bytes.find`` on their exact names, and parses
+   only those lines (labels with escapes, value, optional timestamp).
+
+It must agree with ``prometheus_client.parser`` on every sample it returns (a test compares them
+on every fixture page). It does not build metric families, read HELP/TYPE lines, or validate the
+lines it was not asked about beyond their first character.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from infercost.collect.errors import NotPrometheusTextError
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@attrs.frozen(slots=True)
+class Sample:
+    """One sample line: the series name as written, its labels sorted by name, the value."""
+
+    name: str
+    labels: Labels
+    value: float
+    timestamp_ms: float | None = None
+
+    def label(self, key: str, default: str | None = None) -> str | None:
+        for name, value in self.labels:
+            if name == key:
+                return value
+        return default
+
+    @property
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+# Bytes allowed anywhere in a text page: TAB, LF, CR, printable ASCII, and UTF-8 sequences.
+_ALLOWED_BYTES = bytes([9, 10, 13, *range(32, 127), *range(128, 256)])
+# A line may start (after blanks) with a comment, a metric name, or a brace (quoted UTF-8 names).
+_BAD_LINE_START = re.compile(rb"\n[ \t]*([^#a-zA-Z_:{ \t\r\n])")
+_LABEL = re.compile(rb'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*')
+_ESCAPE = re.compile(rb'\\[\\n"]')
+_ESCAPES = {b"\\\\": b"\\", b"\\n": b"\n", b'\\"': b'"'}
+_EOF = re.compile(rb"(?:^|(?<=\n))# EOF[ \t]*\r?(?:\n|$)")
+_SNIPPET = 60
+
+
+def _snippet(data: bytes) -> str:
+    text = data[:_SNIPPET].decode("utf-8", "replace")
+    text = text.replace("\n", "\\n").replace("\r", "\\r")
+    return text + ("…" if len(data) > _SNIPPET else "")
+
+
+def _line_at(body: bytes, pos: int) -> tuple[int, bytes]:
+    start = body.rfind(b"\n", 0, pos) + 1
+    end = body.find(b"\n", pos)
+    if end < 0:
+        end = len(body)
+    return body.count(b"\n", 0, start) + 1, body[start:end]
+
+
+def _reject(body: bytes, pos: int, what: str) -> NotPrometheusTextError:
+    number, line = _line_at(body, pos)
+    snippet = _snippet(line)
+    return NotPrometheusTextError(f"not Prometheus text: {what} at line {number}: {snippet!r}")
+
+
+def check_text(body: bytes) -> bytes:
+    """Check that ``body`` looks like a Prometheus text page; return the part to read.
+
+    The part returned stops before an OpenMetrics ``# EOF`` line. Raises
+    :class:`NotPrometheusTextError` naming what is wrong. An empty body is valid (no samples).
+    """
+    stripped = body.lstrip()
+    if not stripped:
+        return b""
+    if b"\x00" in body or body.translate(None, _ALLOWED_BYTES):
+        bad = next(i for i, b in enumerate(body) if b not in _ALLOWED_BYTES)
+        raise NotPrometheusTextError(
+            f"not Prometheus text: binary data (byte 0x{body[bad]:02x} at offset {bad})"
+        )
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NotPrometheusTextError(
+                f"not Prometheus text: invalid UTF-8 at offset {exc.start}"
+            ) from None
+    first = stripped[:1]
+    if first == b"<":
+        raise NotPrometheusTextError(
+            f"not Prometheus text: the body looks like HTML: {_snippet(stripped)!r}"
+        )
+    if first == b'"':
+        raise NotPrometheusTextError(
+            "not Prometheus text: the body is a quoted JSON string "
+            f"(a server that JSON-encodes its metrics page): {_snippet(stripped)!r}"
+        )
+    if first in (b"{", b"["):
+        try:
+            json.loads(stripped)
+        except ValueError:
+            if first == b"[":
+                raise NotPrometheusTextError(
+                    f"not Prometheus text: the body starts with '[': {_snippet(stripped)!r}"
+                ) from None
+        else:
+            raise NotPrometheusTextError(
+                f"not Prometheus text: the body is JSON: {_snippet(stripped)!r}"
+            )
+    if stripped[:1] not in b"#{" and not _is_name_start(stripped[0]):
+        raise NotPrometheusTextError(
+            f"not Prometheus text: unexpected first character: {_snippet(stripped)!r}"
+        )
+    eof = _EOF.search(body) if b"# EOF" in body else None
+    if eof is not None:
+        if body[eof.end() :].strip():
+            raise _reject(body, eof.end(), "content after '# EOF'")
+        body = body[: eof.start()]
+    elif not body.endswith(b"\n"):
+        raise _reject(body, len(body) - 1, "the body ends in the middle of a line (truncated)")
+    bad_start = _BAD_LINE_START.search(body)
+    if bad_start is not None:
+        raise _reject(body, bad_start.start(1), "a line starts with an unexpected character")
+    return body
+
+
+def _is_name_start(byte: int) -> bool:
+    return byte in (58, 95) or 65 <= byte <= 90 or 97 <= byte <= 122
+
+
+def _unescape(raw: bytes) -> str:
+    if b"\\" in raw:
+        raw = _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], raw)
+    return raw.decode("utf-8")
+
+
+def _parse_float(token: bytes) -> float:
+    if b"_" in token:
+        raise ValueError(token)
+    return float(token)
+
+
+def _parse_line(name: str, body: bytes, start: int, end: int) -> Sample:
+    """Parse the rest of a sample line ``body[start:end]`` (after the metric name)."""
+    labels: list[tuple[str, str]] = []
+    pos = start
+    if body[pos : pos + 1] == b"{":
+        pos += 1
+        while True:
+            while body[pos : pos + 1] in (b" ", b"\t"):
+                pos += 1
+            if body[pos : pos + 1] == b"}":
+                pos += 1
+                break
+            match = _LABEL.match(body, pos, end)
+            if match is None:
+                raise _reject(body, start, f"malformed labels of {name}")
+            labels.append((match.group(1).decode("ascii"), _unescape(match.group(2))))
+            pos = match.end()
+            sep = body[pos : pos + 1]
+            if sep == b",":
+                pos += 1
+            elif sep == b"}":
+                pos += 1
+                break
+            else:
+                raise _reject(body, start, f"malformed labels of {name}")
+        if len(labels) > 1:
+            labels.sort()
+            for (a, _), (b, _) in itertools.pairwise(labels):
+                if a == b:
+                    raise _reject(body, start, f"duplicate label {a!r} in {name}")
+    elif body[pos : pos + 1] not in (b" ", b"\t"):
+        raise _reject(body, start, f"malformed sample of {name}")
+    tokens = body[pos:end].split()
+    if not tokens or len(tokens) > 2:
+        raise _reject(body, start, f"expected a value and an optional timestamp for {name}")
+    try:
+        value = _parse_float(tokens[0])
+        timestamp = _parse_float(tokens[1]) if len(tokens) == 2 else None
+    except ValueError:
+        raise _reject(body, start, f"invalid number in sample of {name}") from None
+    return Sample(name, tuple(labels), value, timestamp)
+
+
+class MetricsScanner:
+    """Extracts the samples of a fixed set of series names from text pages.
+
+    Names are exact sample names as they appear on the page (``vllm:prompt_tokens_total``,
+    ``vllm:prompt_tokens_created``, ``tgi_request_input_length_sum``). Build one per backend and
+    reuse it; :meth:`scan` is thread-safe.
+    """
+
+    def __init__(self, names: Iterable[str]):
+        self.names: tuple[str, ...] = tuple(dict.fromkeys(names))
+        for name in self.names:
+            if not name or not all(_is_name_start(b) or 48 <= b <= 57 for b in name.encode()):
+                raise ValueError(f"not a metric name: {name!r}")
+        self._needles = [(name, name.encode("ascii")) for name in self.names]
+
+    def scan(self, body: bytes) -> dict[str, list[Sample]]:
+        """Return the samples of every requested name (in page order; absent names map to [])."""
+        text = check_text(body)
+        found: dict[str, list[Sample]] = {name: [] for name in self.names}
+        size = len(text)
+        for name, needle in self._needles:
+            out = found[name]
+            width = len(needle)
+            pos = text.find(needle)
+            while pos >= 0:
+                after = pos + width
+                nxt = text[after : after + 1]
+                if nxt in (b"\n", b"\r", b"") and _at_line_start(text, pos):
+                    raise _reject(text, pos, f"no value for {name}")
+                if nxt in (b"{", b" ", b"\t") and _at_line_start(text, pos):
+                    end = text.find(b"\n", after)
+                    if end < 0:
+                        end = size
+                    if text[end - 1 : end] == b"\r":
+                        end -= 1
+                    out.append(_parse_line(name, text, after, end))
+                pos = text.find(needle, after)
+        return found
+
+
+def _at_line_start(text: bytes, pos: int) -> bool:
+    while pos > 0:
+        prev = text[pos - 1]
+        if prev == 10:
+            return True
+        if prev not in (32, 9):
+            return False
+        pos -= 1
+    return True
+
+
+def scan(body: bytes, names: Iterable[str]) -> dict[str, list[Sample]]:
+    """One-off form of :meth:`MetricsScanner.scan`."""
+    return MetricsScanner(names).scan(body)
+
+
+def serves_prefix(body: bytes, prefixes: Iterable[str]) -> bool:
+    """Whether any sample line of an already checked body starts with one of ``prefixes``."""
+    for prefix in prefixes:
+        needle = prefix.encode("ascii")
+        if body.startswith(needle):
+            return True
+        pos = body.find(b"\n" + needle)
+        if pos >= 0:
+            return True
+    return False
+
+
+def series_key(sample: Sample) -> tuple[str, Labels]:
+    """The identity of a raw series: name and full label set."""
+    return sample.name, sample.labels
+
+
+def index_by_labels(samples: Iterable[Sample]) -> Mapping[Labels, Sample]:
+    """Samples keyed by their label set (the last one wins when a page repeats a series)."""
+    return {s.labels: s for s in samples}
