@@ -213,9 +213,12 @@ class MetricsScanner:
                 raise ValueError(f"not a metric name: {name!r}")
         self._needles = [(name, name.encode("ascii")) for name in self.names]
 
-    def scan(self, body: bytes) -> dict[str, list[Sample]]:
-        """Return the samples of every requested name (in page order; absent names map to [])."""
-        text = check_text(body)
+    def scan(self, body: bytes, *, checked: bool = False) -> dict[str, list[Sample]]:
+        """Return the samples of every requested name (in page order; absent names map to []).
+
+        ``checked=True`` skips :func:`check_text` for a body that is its result already.
+        """
+        text = body if checked else check_text(body)
         found: dict[str, list[Sample]] = {name: [] for name in self.names}
         size = len(text)
         for name, needle in self._needles:
