@@ -78,6 +78,11 @@ _ManifestLoader.yaml_implicit_resolvers = {
 }
 
 
+def load_documents(stream: TextIO | str) -> Iterator[Any]:
+    """The documents of a YAML stream, read as ``kubectl`` would read them."""
+    return iter(yaml.load_all(stream, Loader=_ManifestLoader))
+
+
 @attrs.define
 class Summary:
     checked: int = 0
@@ -157,7 +162,7 @@ def check_document(doc: Mapping[str, Any], where: str, out: TextIO, summary: Sum
 def check_stream(name: str, stream: TextIO, out: TextIO, summary: Summary) -> None:
     index = -1
     try:
-        for index, doc in enumerate(yaml.load_all(stream, Loader=_ManifestLoader)):
+        for index, doc in enumerate(load_documents(stream)):
             _check_any(doc, f"{name}:{index}", out, summary)
     except yaml.YAMLError as error:
         summary.invalid += 1
