@@ -2,3 +2,49 @@
 
 No I/O, no Kubernetes, no HTTP, no wall clock: callers pass times and samples in.
 """
+
+from infercost.engine.costmodel import (
+    CostRates,
+    DCGMReason,
+    ExporterState,
+    ExporterStatus,
+    GpuPower,
+    Hardware,
+    NodePower,
+    PoolAmortization,
+    PowerResolution,
+    PowerSource,
+    amortization_rate_per_hour,
+    combine_exporter_statuses,
+    cost_rates,
+    electricity_cost_per_hour,
+    energy_cost_usd,
+    millijoules_to_kwh,
+    resolve_power,
+    split_amortization,
+    unit_rate_per_hour,
+    watt_seconds_to_kwh,
+)
+
+__all__ = [
+    "CostRates",
+    "DCGMReason",
+    "ExporterState",
+    "ExporterStatus",
+    "GpuPower",
+    "Hardware",
+    "NodePower",
+    "PoolAmortization",
+    "PowerResolution",
+    "PowerSource",
+    "amortization_rate_per_hour",
+    "combine_exporter_statuses",
+    "cost_rates",
+    "electricity_cost_per_hour",
+    "energy_cost_usd",
+    "millijoules_to_kwh",
+    "resolve_power",
+    "split_amortization",
+    "unit_rate_per_hour",
+    "watt_seconds_to_kwh",
+]

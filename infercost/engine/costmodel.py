@@ -1,0 +1,464 @@
+"""The cost model of SPEC §5 and the power resolution of SPEC §2.1, as pure functions.
+
+Everything here takes plain values (prices, rates, GPU counts, readings, a time ``at``) and
+returns immutable results. No clock, no I/O: the CostProfile controller and the ledger pass in
+what they observed. Units are in the names: ``_usd``, ``_per_hour``, ``_watts``, ``_kwh``, ``_mj``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+HOURS_PER_YEAR = 8760.0
+"""SPEC §5: a year of amortization and maintenance is 8760 hours (leap days are not special)."""
+MILLIJOULES_PER_KWH = 3.6e9
+WATT_SECONDS_PER_KWH = 3.6e6
+
+
+def millijoules_to_kwh(millijoules: float) -> float:
+    """DCGM's energy counter (mJ) to kWh."""
+    return millijoules / MILLIJOULES_PER_KWH
+
+
+def watt_seconds_to_kwh(watt_seconds: float) -> float:
+    """Power × time (W·s, i.e. J) to kWh."""
+    return watt_seconds / WATT_SECONDS_PER_KWH
+
+
+# ---------------------------------------------------------------------------------------------
+# amortization
+
+
+@attrs.frozen
+class Hardware:
+    """``spec.hardware`` of a CostProfile, with the SPEC defaults."""
+
+    gpu_count: int
+    purchase_price_usd: float
+    amortization_years: float = 3.0
+    maintenance_percent_per_year: float = 0.0
+    tdp_watts: float | None = None
+    purchase_date: dt.date | dt.datetime | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.gpu_count < 1:
+            raise ValueError(f"gpuCount must be at least 1, got {self.gpu_count}")
+        if not self.purchase_price_usd >= 0:
+            raise ValueError(f"purchasePriceUSD must be >= 0, got {self.purchase_price_usd}")
+        if not 0 < self.amortization_years <= 20:
+            raise ValueError(
+                f"amortizationYears must be > 0 and <= 20, got {self.amortization_years}"
+            )
+        if not 0 <= self.maintenance_percent_per_year <= 1:
+            raise ValueError(
+                "maintenancePercentPerYear must be between 0 and 1, "
+                f"got {self.maintenance_percent_per_year}"
+            )
+        if self.tdp_watts is not None and not self.tdp_watts > 0:
+            raise ValueError(f"tdpWatts must be > 0, got {self.tdp_watts}")
+
+    @property
+    def amortization_end(self) -> dt.datetime | None:
+        """When the purchase price is fully written off: ``purchaseDate + amortizationYears``.
+
+        A year is 8760 hours here too, so the write-off sums exactly to the purchase price. A
+        plain date means midnight UTC.
+        """
+        if self.purchase_date is None:
+            return None
+        return _utc(self.purchase_date) + dt.timedelta(
+            hours=self.amortization_years * HOURS_PER_YEAR
+        )
+
+
+def _utc(value: dt.date | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: pass an aware (UTC) time")
+        return value.astimezone(dt.UTC)
+    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+
+
+def depreciation_rate_per_hour(hardware: Hardware, at: dt.datetime | None = None) -> float:
+    """``purchasePriceUSD / (amortizationYears × 8760)``; 0 from ``amortization_end`` on."""
+    end = hardware.amortization_end
+    if end is not None and at is not None and _utc(at) >= end:
+        return 0.0
+    return hardware.purchase_price_usd / (hardware.amortization_years * HOURS_PER_YEAR)
+
+
+def maintenance_rate_per_hour(hardware: Hardware) -> float:
+    """``purchasePriceUSD × maintenancePercentPerYear / 8760`` (never stops)."""
+    return hardware.purchase_price_usd * hardware.maintenance_percent_per_year / HOURS_PER_YEAR
+
+
+def amortization_rate_per_hour(hardware: Hardware, at: dt.datetime | None = None) -> float:
+    """SPEC §5 ``amortizationRatePerHour`` at time ``at`` (USD per hour for the whole pool).
+
+    Without ``at`` the purchase date is not considered (the rate while amortizing).
+    """
+    return depreciation_rate_per_hour(hardware, at) + maintenance_rate_per_hour(hardware)
+
+
+def unit_rate_per_hour(amortization_per_hour: float, gpu_count: int) -> float:
+    """SPEC §5 per-GPU ``unitRate = amortizationRatePerHour / gpuCount``."""
+    if gpu_count < 1:
+        raise ValueError(f"gpuCount must be at least 1, got {gpu_count}")
+    return amortization_per_hour / gpu_count
+
+
+def node_gpu_counts(node_capacities: Mapping[str, int | None], gpu_count: int) -> dict[str, float]:
+    """GPUs each matched node counts for: its ``nvidia.com/gpu`` capacity, else
+    ``gpuCount ÷ number of matched nodes`` (SPEC §5)."""
+    if not node_capacities:
+        return {}
+    even = gpu_count / len(node_capacities)
+    return {
+        node: float(capacity) if capacity is not None else even
+        for node, capacity in node_capacities.items()
+    }
+
+
+@attrs.frozen
+class NodeAmortization:
+    node: str
+    gpus: float
+    amortization_per_hour: float
+
+
+@attrs.frozen
+class PoolAmortization:
+    """How a profile's amortization is carried by its matched nodes (SPEC §5 per-GPU unit).
+
+    ``pool_idle_per_hour`` is the shortfall: the GPUs of ``gpuCount`` that no matched node
+    holds (all of them with no matched node). ``excess_gpus`` counts GPUs the nodes hold beyond
+    ``gpuCount``; each still carries the unit rate, and the Ready message says so.
+    """
+
+    unit_rate_per_hour: float
+    nodes: tuple[NodeAmortization, ...]
+    pool_idle_per_hour: float
+    matched_gpus: float
+    excess_gpus: float
+
+    @property
+    def total_per_hour(self) -> float:
+        return sum(n.amortization_per_hour for n in self.nodes) + self.pool_idle_per_hour
+
+
+def split_amortization(
+    amortization_per_hour: float,
+    gpu_count: int,
+    node_capacities: Mapping[str, int | None],
+) -> PoolAmortization:
+    """Split ``amortization_per_hour`` over the matched nodes by their GPUs."""
+    unit = unit_rate_per_hour(amortization_per_hour, gpu_count)
+    counts = node_gpu_counts(node_capacities, gpu_count)
+    nodes = tuple(
+        NodeAmortization(node, gpus, unit * gpus) for node, gpus in sorted(counts.items())
+    )
+    matched = sum(counts.values())
+    shortfall = max(0.0, gpu_count - matched)
+    return PoolAmortization(
+        unit_rate_per_hour=unit,
+        nodes=nodes,
+        pool_idle_per_hour=unit * shortfall,
+        matched_gpus=matched,
+        excess_gpus=max(0.0, matched - gpu_count),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# electricity
+
+
+def electricity_cost_per_hour(
+    power_watts: float, rate_per_kwh: float, pue_factor: float = 1.0
+) -> float:
+    """SPEC §5 ``currentPowerDrawWatts / 1000 × ratePerKWh × pueFactor`` (USD per hour)."""
+    return power_watts / 1000.0 * rate_per_kwh * pue_factor
+
+
+def energy_cost_usd(energy_kwh: float, rate_per_kwh: float, pue_factor: float = 1.0) -> float:
+    """Interval electricity of a GPU: its energy (kWh, before PUE) × rate × PUE."""
+    return energy_kwh * rate_per_kwh * pue_factor
+
+
+@attrs.frozen
+class CostRates:
+    """The display rates of a CostProfile's status."""
+
+    amortization_rate_per_hour: float
+    electricity_cost_per_hour: float
+
+    @property
+    def hourly_cost_usd(self) -> float:
+        return self.amortization_rate_per_hour + self.electricity_cost_per_hour
+
+
+def cost_rates(
+    hardware: Hardware,
+    *,
+    power_watts: float,
+    rate_per_kwh: float,
+    pue_factor: float = 1.0,
+    at: dt.datetime | None = None,
+) -> CostRates:
+    return CostRates(
+        amortization_rate_per_hour=amortization_rate_per_hour(hardware, at),
+        electricity_cost_per_hour=electricity_cost_per_hour(power_watts, rate_per_kwh, pue_factor),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# power resolution (SPEC §2.1 DCGMReachable)
+
+
+class PowerSource(enum.Enum):
+    DCGM = "DCGM"
+    PARTIAL = "Partial"
+    TDP = "TDP"
+    NONE = "None"
+
+
+class ExporterState(enum.Enum):
+    ANSWERED = "answered"
+    """At least one exporter of the node returned a usable page."""
+    FAILED = "failed"
+    """Exporters were found for the node and none answered."""
+    NOT_FOUND = "not_found"
+    """No exporter runs on the node."""
+
+
+@attrs.frozen
+class ExporterStatus:
+    state: ExporterState
+    error: str | None = None
+
+    @classmethod
+    def answered(cls) -> ExporterStatus:
+        return cls(ExporterState.ANSWERED)
+
+    @classmethod
+    def failed(cls, error: str) -> ExporterStatus:
+        return cls(ExporterState.FAILED, error)
+
+    @classmethod
+    def not_found(cls) -> ExporterStatus:
+        return cls(ExporterState.NOT_FOUND)
+
+
+def combine_exporter_statuses(statuses: Sequence[ExporterStatus]) -> ExporterStatus:
+    """One node's status from all of its exporters (duplicates happen): any answer wins."""
+    if any(s.state is ExporterState.ANSWERED for s in statuses):
+        return ExporterStatus.answered()
+    errors = [s.error or "failed" for s in statuses if s.state is ExporterState.FAILED]
+    if errors:
+        return ExporterStatus.failed("; ".join(dict.fromkeys(errors)))
+    return ExporterStatus.not_found()
+
+
+@attrs.frozen
+class GpuPower:
+    """One measured GPU (already deduplicated by UUID by the reader)."""
+
+    uuid: str
+    gpu: str
+    watts: float
+
+
+@attrs.frozen
+class NodePower:
+    node: str
+    gpus: float
+    """GPUs the node counts for (capacity, else gpuCount ÷ matched nodes)."""
+    measured: tuple[GpuPower, ...]
+    fallback_gpus: float
+    fallback_watts_per_gpu: float
+    missing_reason: str | None
+    """Why GPUs of this node have no reading; ``None`` when all report."""
+
+    @property
+    def measured_watts(self) -> float:
+        return sum(g.watts for g in self.measured)
+
+    @property
+    def power_watts(self) -> float:
+        return self.measured_watts + self.fallback_gpus * self.fallback_watts_per_gpu
+
+
+class DCGMReason(enum.Enum):
+    HEALTHY = "DCGMHealthy"
+    PARTIAL = "DCGMPartial"
+    SCRAPE_FAILED = "DCGMScrapeFailed"
+    NOT_FOUND = "DCGMNotFound"
+
+
+_STATUS = {
+    DCGMReason.HEALTHY: "True",
+    DCGMReason.PARTIAL: "Unknown",
+    DCGMReason.SCRAPE_FAILED: "False",
+    DCGMReason.NOT_FOUND: "False",
+}
+
+
+@attrs.frozen
+class PowerResolution:
+    """Everything the CostProfile status says about power."""
+
+    power_watts: float
+    power_source: PowerSource
+    matched_gpus: float
+    gpus_reporting: int
+    fallback_watts_per_gpu: float
+    nodes: tuple[NodePower, ...]
+    reason: DCGMReason
+    message: str
+
+    @property
+    def status(self) -> str:
+        """The ``DCGMReachable`` condition status: True, Unknown or False."""
+        return _STATUS[self.reason]
+
+    @property
+    def measured(self) -> tuple[tuple[str, GpuPower], ...]:
+        """(node, GPU) of every measured GPU, for ``infercost_gpu_power_watts``."""
+        return tuple((n.node, g) for n in self.nodes for g in n.measured)
+
+
+def _fmt_gpus(count: float) -> str:
+    return str(int(count)) if float(count).is_integer() else f"{count:.2f}"
+
+
+def _fmt_watts(watts: float) -> str:
+    return f"{watts:.0f} W" if watts >= 10 else f"{watts:.1f} W"
+
+
+def resolve_power(
+    node_capacities: Mapping[str, int | None],
+    gpu_count: int,
+    exporters: Mapping[str, ExporterStatus],
+    readings: Mapping[str, Sequence[GpuPower]],
+    tdp_watts: float | None = None,
+) -> PowerResolution:
+    """Decide, per matched node and GPU, measured or fallback power (SPEC §2.1).
+
+    ``node_capacities``: matched node → ``nvidia.com/gpu`` capacity (``None`` when unknown);
+    ``exporters``: node → what its DCGM exporters did (a node absent here had none);
+    ``readings``: node → its measured GPUs. Readings are deduplicated by UUID across nodes
+    (the first node in name order keeps a GPU reported twice); readings of unmatched nodes and
+    NaN/negative values are ignored.
+    """
+    counts = node_gpu_counts(node_capacities, gpu_count)
+    seen: set[str] = set()
+    measured_by_node: dict[str, tuple[GpuPower, ...]] = {}
+    for node in sorted(counts):
+        kept = []
+        for reading in readings.get(node, ()):
+            if reading.uuid in seen or not (reading.watts >= 0) or math.isinf(reading.watts):
+                continue
+            seen.add(reading.uuid)
+            kept.append(reading)
+        measured_by_node[node] = tuple(sorted(kept, key=lambda g: (_index_key(g.gpu), g.uuid)))
+    all_measured = [g for gs in measured_by_node.values() for g in gs]
+    n_measured = len(all_measured)
+    matched = sum(counts.values()) if counts else float(gpu_count)
+
+    if tdp_watts is not None:
+        fallback = float(tdp_watts)
+    elif all_measured:
+        fallback = sum(g.watts for g in all_measured) / n_measured
+    else:
+        fallback = 0.0
+
+    nodes: list[NodePower] = []
+    problems: list[str] = []
+    for node in sorted(counts):
+        measured = measured_by_node[node]
+        missing = max(0.0, counts[node] - len(measured))
+        reason = None
+        if missing > 0:
+            reason = _missing_reason(node, measured, counts[node], exporters.get(node))
+            problems.append(reason)
+        nodes.append(NodePower(node, counts[node], measured, missing, fallback, reason))
+
+    measured_watts = sum(g.watts for g in all_measured)
+    fallback_gpus = sum(n.fallback_gpus for n in nodes) if counts else float(gpu_count)
+    power = measured_watts + fallback_gpus * fallback
+
+    if not counts:
+        reason_code = DCGMReason.NOT_FOUND
+        message = "no node matches the nodeSelector, so no GPU power can be measured"
+    elif n_measured and not problems:
+        reason_code = DCGMReason.HEALTHY
+        message = (
+            f"all {_fmt_gpus(matched)} GPUs on {len(counts)} node(s) report power through DCGM"
+        )
+    elif n_measured:
+        reason_code = DCGMReason.PARTIAL
+        message = (
+            f"{n_measured} of {_fmt_gpus(matched)} GPUs report power through DCGM; "
+            + "; ".join(problems)
+            + f"; the other {_fmt_gpus(fallback_gpus)} count {_fmt_watts(fallback)} each "
+            + ("(tdpWatts)" if tdp_watts is not None else "(mean of the measured GPUs)")
+        )
+    else:
+        failed = any(
+            (s := exporters.get(node)) is not None and s.state is ExporterState.FAILED
+            for node in counts
+        )
+        reason_code = DCGMReason.SCRAPE_FAILED if failed else DCGMReason.NOT_FOUND
+        if not problems:
+            problems = [f"node {node} holds no GPUs" for node in sorted(counts)]
+        message = "no GPU power readings: " + "; ".join(problems)
+        message += (
+            f"; using tdpWatts {_fmt_watts(fallback)} per GPU"
+            if tdp_watts is not None
+            else "; set spec.hardware.tdpWatts to estimate power (counting 0 W until then)"
+        )
+
+    if reason_code is DCGMReason.HEALTHY:
+        source = PowerSource.DCGM
+    elif reason_code is DCGMReason.PARTIAL:
+        source = PowerSource.PARTIAL
+    elif tdp_watts is not None:
+        source = PowerSource.TDP
+    else:
+        source = PowerSource.NONE
+    return PowerResolution(
+        power_watts=power,
+        power_source=source,
+        matched_gpus=matched,
+        gpus_reporting=n_measured,
+        fallback_watts_per_gpu=fallback,
+        nodes=tuple(nodes),
+        reason=reason_code,
+        message=message,
+    )
+
+
+def _index_key(gpu: str) -> tuple[int, str]:
+    return (int(gpu), "") if gpu.isdigit() else (1 << 30, gpu)
+
+
+def _missing_reason(
+    node: str, measured: Sequence[GpuPower], expected: float, status: ExporterStatus | None
+) -> str:
+    if measured:
+        return (
+            f"node {node}: only {len(measured)} of {_fmt_gpus(expected)} GPUs have a reading "
+            "(the exporter does not report the others)"
+        )
+    if status is None or status.state is ExporterState.NOT_FOUND:
+        return (
+            f"node {node}: no DCGM exporter found on the node "
+            "(check that dcgm-exporter runs there and matches --dcgm-selector)"
+        )
+    if status.state is ExporterState.FAILED:
+        return f"node {node}: DCGM exporter failed: {status.error or 'unknown error'}"
+    return f"node {node}: the DCGM exporter answered without power readings for this node"
