@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable
 
 import attrs
 
@@ -126,11 +125,6 @@ class CostProfileSpec(Model):
             "every node.",
         ),
     )
-
-    def semantic_errors(self) -> Iterable[tuple[str, str]]:
-        # Label keys are checked by the nodeSelector kind while parsing; nothing else here
-        # depends on more than one field.
-        return ()
 
 
 class PowerSource(enum.StrEnum):

@@ -36,6 +36,9 @@ express; the operator reports a violation as `Ready=False` with reason `InvalidS
 
 - `CostProfile.spec.nodeSelector` keys must be valid label keys (`[prefix/]name`, the prefix
   a DNS-1123 subdomain, the name 1 to 63 characters).
+- A TokenBudget's `metadata.name` is at most 63 characters: it is the value of the
+  `infercost.ai/budget` label on the budget's PrometheusRule.
+- `metadata.name` of every kind is a DNS-1123 subdomain (the API server checks this too).
 - Unknown fields are errors (`kubectl apply` rejects them too with its default strict field
   validation; clients that do not ask for it have them dropped silently).
 - Lists marked "unique" reject duplicates (`alertThresholds` by `percent`, `namespaces`); the API

@@ -7,7 +7,7 @@ validate``, the emulator's admission check): it returns a typed, defaulted objec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -105,6 +105,9 @@ class ResourceType(Generic[S, St]):
     status_cls: type[St]
     resource_cls: type[Any]
     printer_columns: tuple[PrinterColumn, ...]
+    # Rules on the whole object that no OpenAPI schema can express (the CRD schema does not
+    # reach metadata); documented in docs/crds.md.
+    semantic_errors: Callable[[Any], list[FieldError]] | None = None
 
     @property
     def api_version(self) -> str:
@@ -113,6 +116,24 @@ class ResourceType(Generic[S, St]):
     @property
     def crd_name(self) -> str:
         return f"{self.plural}.{GROUP}"
+
+
+# Label values are at most 63 characters (apimachinery validation).
+MAX_LABEL_VALUE_LENGTH = 63
+
+
+def _tokenbudget_semantic_errors(budget: TokenBudget) -> list[FieldError]:
+    length = len(budget.metadata.name)
+    if length > MAX_LABEL_VALUE_LENGTH:
+        return [
+            FieldError(
+                "metadata.name",
+                f"must be at most {MAX_LABEL_VALUE_LENGTH} characters for a TokenBudget (the "
+                "name is the value of the infercost.ai/budget label on its PrometheusRule), "
+                f"got {length} characters",
+            )
+        ]
+    return []
 
 
 COSTPROFILE: ResourceType[CostProfileSpec, CostProfileStatus] = ResourceType(
@@ -201,6 +222,7 @@ TOKENBUDGET: ResourceType[TokenBudgetSpec, TokenBudgetStatus] = ResourceType(
         PrinterColumn("State", "string", ".status.state", "OK, Warning, Critical or Exceeded."),
         _AGE,
     ),
+    semantic_errors=_tokenbudget_semantic_errors,
 )
 
 RESOURCE_TYPES: tuple[ResourceType[Any, Any], ...] = (COSTPROFILE, USAGEREPORT, TOKENBUDGET)
@@ -251,7 +273,12 @@ def _parse(
         status = parse_fields(rtype.status_cls, raw_status, "status", errors)
     if errors:
         raise ValidationError(errors)
-    return rtype.resource_cls(metadata=metadata, spec=spec, status=status)
+    resource = rtype.resource_cls(metadata=metadata, spec=spec, status=status)
+    if rtype.semantic_errors is not None:
+        errors.extend(rtype.semantic_errors(resource))
+        if errors:
+            raise ValidationError(errors)
+    return resource
 
 
 def parse_costprofile(obj: Mapping[str, Any], *, include_status: bool = True) -> CostProfile:

@@ -723,11 +723,7 @@ M = TypeVar("M", bound="Model")
 
 
 class Model:
-    """Mixin for the attrs models: JSON parsing and serialisation from the field specs.
-
-    ``semantic_errors`` is the hook for rules a structural schema cannot express; it returns
-    ``(relative path, message)`` pairs and runs only when the fields themselves are valid.
-    """
+    """Mixin for the attrs models: JSON parsing and serialisation from the field specs."""
 
     __attrs_attrs__: ClassVar[tuple[attrs.Attribute[Any], ...]]
 
@@ -744,9 +740,6 @@ class Model:
     def to_dict(self) -> dict[str, Any]:
         """camelCase JSON as stored by the API server; absent optional fields are omitted."""
         return dump_model(self)
-
-    def semantic_errors(self) -> Iterable[tuple[str, str]]:
-        return ()
 
 
 def field_specs(cls: type[Any]) -> list[tuple[attrs.Attribute[Any], FieldSpec]]:
@@ -783,12 +776,7 @@ def parse_fields(cls: type[Any], raw: object, path: str, errors: list[FieldError
             errors.append(FieldError(join_path(path, shown), "unknown field"))
     if len(errors) > before or any(v is INVALID for v in kwargs.values()):
         return INVALID
-    instance = cls(**kwargs)
-    for rel, message in instance.semantic_errors():
-        errors.append(FieldError(join_path(path, rel), message))
-    if len(errors) > before:
-        return INVALID
-    return instance
+    return cls(**kwargs)
 
 
 def _is_empty(value: Any) -> bool:
