@@ -1,3 +1,4 @@
 """pytest fixtures shared by test/ and e2e/ (registered from their conftest.py)."""
 
 from __future__ import annotations
+from infercost.testing.kubesim.fixtures import kubesim, kubesim_session  # noqa: F401

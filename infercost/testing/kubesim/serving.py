@@ -1,0 +1,428 @@
+"""HTTP/1.1 front end: routing, fault injection, the request log and watch streaming.
+
+Maps apiserver URL paths (kubernetes.io/docs/reference/using-api/api-concepts/#resource-uris)
+to :class:`~.apiserver.Target` s and Kubernetes verbs, applies injected faults, records every
+request, writes JSON responses with Content-Length (keep-alive) and watch responses with chunked
+transfer encoding, and serves the ``/_kubesim/`` control endpoints. Any unexpected exception is
+logged and answered with a 500 Status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import structlog
+
+from .apiserver import Result, Target
+from .faults import RequestRecord
+from .status import ApiError, method_not_allowed
+
+if TYPE_CHECKING:
+    from .emulator import KubeSim
+
+log = structlog.get_logger("infercost.testing.kubesim")
+
+SERVER_VERSION = {
+    "major": "1",
+    "minor": "34",
+    "gitVersion": "v1.34.0-kubesim",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.24.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+_NOT_FOUND = ApiError(404, "the server could not find the requested resource", "NotFound", {})
+
+
+class Route:
+    """A parsed request path."""
+
+    __slots__ = ("document", "target", "verb_hint")
+
+    def __init__(
+        self,
+        document: dict[str, Any] | None = None,
+        target: Target | None = None,
+        verb_hint: str = "",
+    ) -> None:
+        self.document = document
+        self.target = target
+        self.verb_hint = verb_hint
+
+
+class SimHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], sim: KubeSim) -> None:
+        self.sim = sim
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SimHTTPServer
+    server_version = "kubesim"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_OPTIONS(self) -> None:
+        self._handle()
+
+    # -------------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                raise ApiError(400, f"invalid Content-Length {length!r}") from None
+            return self.rfile.read(n) if n > 0 else b""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size_line = self.rfile.readline(65537)
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(chunks)
+        return b""
+
+    def _handle(self) -> None:
+        sim = self.server.sim
+        started = time.time()
+        split = urlsplit(self.path)
+        path = split.path
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        body = b""
+        verb = ""
+        target: Target | None = None
+        code = 500
+        try:
+            body = self._read_body()
+            if path.startswith("/_kubesim/"):
+                self._control(path, body)
+                return
+            sim.faults.delay()
+            route = self._route(path)
+            if route.document is not None:
+                verb = "get"
+                if self.command not in ("GET", "HEAD"):
+                    raise method_not_allowed()
+                result = Result(200, json.dumps(route.document, separators=(",", ":")).encode())
+                code = result.code
+                self._send(result)
+                return
+            target = route.target
+            assert target is not None
+            verb = self._verb(target, query, route.verb_hint)
+            fault = sim.faults.take_response(
+                verb, target.resource.plural, target.resource.group, target.subresource
+            )
+            if fault is not None:
+                raise fault
+            if verb == "watch":
+                code = 200
+                self._watch(target, query)
+                return
+            result = self._dispatch(verb, target, query, body)
+            code = result.code
+            self._send(result)
+        except ApiError as exc:
+            code = exc.code
+            self._send_error(exc)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:
+            log.exception(
+                "kubesim request failed", method=self.command, path=self.path, error=str(exc)
+            )
+            code = 500
+            self._send_error(ApiError(500, f"Internal error occurred: {exc}", "InternalError", {}))
+        finally:
+            if not path.startswith("/_kubesim/"):
+                r = target.resource if target is not None else None
+                sim.request_log.add(
+                    RequestRecord(
+                        verb=verb or self.command.lower(),
+                        method=self.command,
+                        path=path,
+                        query=split.query,
+                        user_agent=self.headers.get("User-Agent", ""),
+                        status=code,
+                        body_size=len(body),
+                        content_type=self.headers.get("Content-Type", ""),
+                        resource=r.qualified if r is not None else "",
+                        namespace=(target.namespace or "") if target is not None else "",
+                        name=(target.name or "") if target is not None else "",
+                        subresource=(target.subresource or "") if target is not None else "",
+                        timestamp=started,
+                    )
+                )
+
+    def _verb(self, t: Target, query: dict[str, str], hint: str) -> str:
+        method = self.command
+        watch = hint == "watch" or query.get("watch", "").lower() in ("true", "1")
+        if method in ("GET", "HEAD"):
+            if watch:
+                verb = "watch"
+            else:
+                verb = "get" if t.name is not None else "list"
+        elif method == "POST":
+            if t.name is not None:
+                raise method_not_allowed()
+            verb = "create"
+        elif method == "PUT":
+            if t.name is None:
+                raise method_not_allowed()
+            verb = "update"
+        elif method == "PATCH":
+            if t.name is None:
+                raise method_not_allowed()
+            verb = "patch"
+        elif method == "DELETE":
+            verb = "delete" if t.name is not None else "deletecollection"
+        else:
+            raise method_not_allowed()
+        if t.subresource:
+            if verb not in ("get", "update", "patch"):
+                raise method_not_allowed()
+        elif verb not in t.resource.verbs:
+            raise method_not_allowed()
+        return verb
+
+    def _dispatch(self, verb: str, t: Target, query: dict[str, str], body: bytes) -> Result:
+        api = self.server.sim.api
+        if verb == "get":
+            return api.get(t, self.headers.get("Accept"))
+        if verb == "list":
+            return api.list_objects(t, query, self.headers.get("Accept"))
+        if verb == "create":
+            return api.create(t, body, query)
+        if verb == "update":
+            return api.update(t, body, query)
+        if verb == "patch":
+            return api.patch(t, body, self.headers.get("Content-Type", ""), query)
+        if verb == "delete":
+            return api.delete(t, body, query)
+        return api.delete_collection(t, body, query)
+
+    def _route(self, path: str) -> Route:
+        sim = self.server.sim
+        registry = sim.registry
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            paths = ["/api", "/api/v1", "/apis", "/version"]
+            paths += [f"/apis/{g}" for g in registry.groups()]
+            paths += [f"/apis/{g}/{v}" for g, vs in registry.groups().items() for v in vs]
+            return Route(document={"paths": sorted(paths)})
+        if parts == ["version"]:
+            return Route(document=SERVER_VERSION)
+        if parts in (["healthz"], ["readyz"], ["livez"]):
+            raise _PlainResponse(200, b"ok")
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return Route(
+                    document={
+                        "kind": "APIVersions",
+                        "versions": ["v1"],
+                        "serverAddressByClientCIDRs": [
+                            {"clientCIDR": "0.0.0.0/0", "serverAddress": sim.address}
+                        ],
+                    }
+                )
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis":
+            if len(parts) == 1:
+                return Route(document=registry.api_group_list())
+            if len(parts) == 2:
+                doc = registry.api_group(parts[1])
+                if doc is None:
+                    raise _NOT_FOUND
+                return Route(document=dict(doc, kind="APIGroup", apiVersion="v1"))
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise _NOT_FOUND
+        if not rest:
+            doc = registry.resource_list(group, version)
+            if doc is None:
+                raise _NOT_FOUND
+            return Route(document=doc)
+        hint = ""
+        if rest[0] == "watch":
+            hint = "watch"
+            rest = rest[1:]
+            if not rest:
+                raise _NOT_FOUND
+        namespace: str | None = None
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and registry.lookup(group, version, rest[2]) is not None
+        ):
+            namespace = rest[1]
+            rest = rest[2:]
+        if len(rest) > 3:
+            raise _NOT_FOUND
+        resource = registry.lookup(group, version, rest[0])
+        if resource is None:
+            raise _NOT_FOUND
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if namespace is not None and not resource.namespaced:
+            raise _NOT_FOUND
+        if resource.namespaced and namespace is None and name is not None:
+            raise _NOT_FOUND
+        if sub is not None and not (sub == "status" and resource.status_subresource):
+            raise _NOT_FOUND
+        return Route(target=Target(resource, namespace, name, sub), verb_hint=hint)
+
+    # Responses --------------------------------------------------------------------------
+
+    def _send(self, result: Result) -> None:
+        self.send_response(result.code)
+        self.send_header("Content-Type", result.content_type)
+        self.send_header("Content-Length", str(len(result.body)))
+        self.send_header("Cache-Control", "no-cache, private")
+        for name, value in result.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(result.body)
+
+    def _send_error(self, exc: ApiError) -> None:
+        if isinstance(exc, _PlainResponse):
+            self.send_response(exc.code)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(exc.payload)))
+            self.end_headers()
+            self.wfile.write(exc.payload)
+            return
+        body = exc.body()
+        try:
+            self.send_response(exc.code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-cache, private")
+            for name, value in exc.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+
+    def _watch(self, t: Target, query: dict[str, str]) -> None:
+        api = self.server.sim.api
+        stream = api.watch(t, query)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        self.wfile.flush()
+        write = self.wfile.write
+        try:
+            for line in stream.lines(time.monotonic):
+                write(b"%x\r\n%s\r\n" % (len(line), line))
+            if stream.aborted:
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+    # /_kubesim/ --------------------------------------------------------------------------
+
+    def _control(self, path: str, body: bytes) -> None:
+        sim = self.server.sim
+        try:
+            if path == "/_kubesim/faults" and self.command == "POST":
+                try:
+                    doc = json.loads(body or b"null")
+                    sim.faults.apply_json(doc)
+                except (ValueError, TypeError) as exc:
+                    raise ApiError(400, f"invalid fault: {exc}", "BadRequest") from None
+                self._send(Result(200, b'{"status":"ok"}'))
+            elif path == "/_kubesim/faults" and self.command == "DELETE":
+                sim.faults.clear()
+                self._send(Result(200, b'{"status":"ok"}'))
+            elif path == "/_kubesim/requests" and self.command == "GET":
+                records = [r.as_dict() for r in sim.requests()]
+                self._send(Result(200, json.dumps(records).encode()))
+            elif path == "/_kubesim/requests" and self.command == "DELETE":
+                sim.request_log.clear()
+                self._send(Result(200, b'{"status":"ok"}'))
+            elif path in ("/_kubesim/faults", "/_kubesim/requests"):
+                raise method_not_allowed()
+            else:
+                raise ApiError(404, f"unknown kubesim endpoint {path}", "NotFound", {})
+        except ApiError as exc:
+            self._send_error(exc)
+
+
+class _PlainResponse(ApiError):  # noqa: N818 - a response, not an error
+    """A non-Status plain-text response (health endpoints)."""
+
+    def __init__(self, code: int, payload: bytes) -> None:
+        super().__init__(code, payload.decode())
+        self.payload = payload
