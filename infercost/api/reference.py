@@ -80,6 +80,16 @@ def _table(cls: type[Any], prefix: str) -> str:
     return header + "\n".join(_rows(cls, prefix)) + "\n"
 
 
+def _conditions(rtype: ResourceType[Any, Any]) -> str:
+    lines = [
+        f"### conditions\n\n`kubectl wait --for=condition=Ready {rtype.singular}/NAME` works.\n"
+    ]
+    for condition in rtype.conditions:
+        lines.append(f"- `{condition.type}`: {condition.meaning}")
+        lines.extend(f"  - {r.status} / `{r.reason}`: {r.when}" for r in condition.reasons)
+    return "\n".join(lines) + "\n"
+
+
 def _section(rtype: ResourceType[Any, Any]) -> str:
     columns = ", ".join(c.name + (" (wide)" if c.priority else "") for c in rtype.printer_columns)
     return (
@@ -88,7 +98,8 @@ def _section(rtype: ResourceType[Any, Any]) -> str:
         f"`kubectl get {rtype.short_names[0]}` columns: {columns}.\n\n"
         f"### spec\n\n{model_doc(rtype.spec_cls)}\n\n{_table(rtype.spec_cls, 'spec')}\n"
         f"### status\n\nWritten by the operator. {model_doc(rtype.status_cls)}\n\n"
-        f"{_table(rtype.status_cls, 'status')}"
+        f"{_table(rtype.status_cls, 'status')}\n"
+        f"{_conditions(rtype)}"
     )
 
 

@@ -59,6 +59,24 @@ class PrinterColumn:
         return out
 
 
+@attrs.frozen
+class ConditionReason:
+    """One documented (status, reason) of a condition type and when it is set."""
+
+    status: str
+    reason: str
+    when: str
+
+
+@attrs.frozen
+class ConditionDoc:
+    """A condition type a kind's status carries, for the reference documentation."""
+
+    type: str
+    meaning: str
+    reasons: tuple[ConditionReason, ...] = ()
+
+
 _READY = PrinterColumn(
     "Ready",
     "string",
@@ -105,6 +123,7 @@ class ResourceType(Generic[S, St]):
     status_cls: type[St]
     resource_cls: type[Any]
     printer_columns: tuple[PrinterColumn, ...]
+    conditions: tuple[ConditionDoc, ...] = ()
     # Rules on the whole object that no OpenAPI schema can express (the CRD schema does not
     # reach metadata); documented in docs/crds.md.
     semantic_errors: Callable[[Any], list[FieldError]] | None = None
@@ -159,6 +178,51 @@ COSTPROFILE: ResourceType[CostProfileSpec, CostProfileStatus] = ResourceType(
         _READY,
         _AGE,
     ),
+    conditions=(
+        ConditionDoc(
+            "Ready",
+            "The profile's figures are current.",
+            (
+                ConditionReason(
+                    "True",
+                    "CostComputed",
+                    "a sample of the profile's nodes completed in the last 3 scrape intervals",
+                ),
+                ConditionReason("False", "Stale", "no recent sample"),
+                ConditionReason(
+                    "False", "InvalidSpec", "the spec breaks a rule the schema cannot express"
+                ),
+                ConditionReason(
+                    "False",
+                    "Overlap",
+                    "all its nodes belong to an older profile (the message names them)",
+                ),
+            ),
+        ),
+        ConditionDoc(
+            "DCGMReachable",
+            "How the power figure was obtained, from M GPUs of the matched nodes.",
+            (
+                ConditionReason("True", "DCGMHealthy", "all M GPUs have a DCGM reading"),
+                ConditionReason(
+                    "Unknown",
+                    "DCGMPartial",
+                    "some GPUs have readings; the message names each node without and why",
+                ),
+                ConditionReason("False", "DCGMScrapeFailed", "no readings and an exporter failed"),
+                ConditionReason(
+                    "False",
+                    "DCGMNotFound",
+                    "no readings and no exporter found for the matched nodes (or none matched)",
+                ),
+            ),
+        ),
+        ConditionDoc(
+            "MetricsScraped",
+            "The inference pods' metrics were read; when False the message says "
+            "`k/n inference pods failing: <first error>`.",
+        ),
+    ),
 )
 
 USAGEREPORT: ResourceType[UsageReportSpec, UsageReportStatus] = ResourceType(
@@ -197,6 +261,19 @@ USAGEREPORT: ResourceType[UsageReportSpec, UsageReportStatus] = ResourceType(
             "Idle ($)", "number", ".status.idleCostUSD", "Pool idle cost in USD.", priority=1
         ),
     ),
+    conditions=(
+        ConditionDoc(
+            "Ready",
+            "The report's figures are current.",
+            (
+                ConditionReason("True", "ReportComputed", "the figures are current"),
+                ConditionReason(
+                    "False", "CostProfileNotFound", "spec.costProfileRef names no CostProfile"
+                ),
+                ConditionReason("False", "Stale", "no recent sample of the profile's nodes"),
+            ),
+        ),
+    ),
 )
 
 TOKENBUDGET: ResourceType[TokenBudgetSpec, TokenBudgetStatus] = ResourceType(
@@ -221,6 +298,10 @@ TOKENBUDGET: ResourceType[TokenBudgetSpec, TokenBudgetStatus] = ResourceType(
         ),
         PrinterColumn("State", "string", ".status.state", "OK, Warning, Critical or Exceeded."),
         _AGE,
+    ),
+    conditions=(
+        ConditionDoc("Ready", "The budget's figures are current."),
+        ConditionDoc("BudgetExceeded", "True exactly when state is Exceeded."),
     ),
     semantic_errors=_tokenbudget_semantic_errors,
 )

@@ -71,7 +71,7 @@ class UsageReportSpec(Model):
                 ),
                 list_type="set",
             ),
-            "Namespaces the report covers; empty covers all namespaces.",
+            "Namespaces the report covers; empty covers all namespaces, __unallocated__ included.",
         ),
     )
     history_limit: int = attrs.field(
@@ -272,7 +272,8 @@ class UsageReportStatus(Model):
         **crd(
             "gpuEfficiencyRatio",
             Number(),
-            "Fraction of GPU-seconds in which the holding inference pod served tokens.",
+            "Fraction of GPU-seconds in which the holding inference pod served tokens; "
+            "measured per scrape interval, so it depends on the scrape interval.",
         ),
     )
     by_model: tuple[ModelCost, ...] = attrs.field(
