@@ -261,10 +261,11 @@ class WatchStream:
         response = self._response
         shutdown = getattr(response, "shutdown", None)
         if shutdown is not None:
-            with contextlib.suppress(OSError, urllib3.exceptions.HTTPError):
+            # Raises RuntimeError once the connection went back to the pool (stream ended).
+            with contextlib.suppress(OSError, RuntimeError, urllib3.exceptions.HTTPError):
                 shutdown()
         with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, AttributeError):
-            response.drain_conn()
+            response.close()
         with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, AttributeError):
             response.release_conn()
 
