@@ -33,6 +33,8 @@ class GpuHolder:
     pod: str
     mig_instance: str | None = None
     """``GPU_I_ID`` of the MIG instance the pod holds; ``None`` for a whole GPU."""
+    mig_profile: str | None = None
+    """``GPU_I_PROFILE`` of that instance (``3g.40gb``)."""
 
 
 @attrs.frozen
@@ -90,7 +92,12 @@ def _holder(sample: Sample) -> tuple[bool, GpuHolder | None]:
         return False, None
     if not pod:
         return True, None
-    return True, GpuHolder(namespace or "", pod, sample.label("GPU_I_ID") or None)
+    return True, GpuHolder(
+        namespace or "",
+        pod,
+        sample.label("GPU_I_ID") or None,
+        sample.label("GPU_I_PROFILE") or None,
+    )
 
 
 @attrs.define

@@ -57,8 +57,8 @@ def test_mig_rows_are_one_physical_gpu_with_each_instance_holder() -> None:
     assert mig.mig and mig.power_watts == pytest.approx(243.118)
     assert mig.energy_mj == 987654321098
     assert mig.holders == (
-        GpuHolder("team-a", "chat-7b-5d8f9c7b6-abcde", "1"),
-        GpuHolder("team-b", "embed-6c7d8e9f0-fghij", "2"),
+        GpuHolder("team-a", "chat-7b-5d8f9c7b6-abcde", "1", "3g.40gb"),
+        GpuHolder("team-b", "embed-6c7d8e9f0-fghij", "2", "2g.20gb"),
     )
     assert not gpus[1].mig and gpus[1].holders == ()
 

@@ -160,8 +160,11 @@ def test_healthy_all_gpus_measured() -> None:
     assert res.gpus_reporting == 4 and res.matched_gpus == 4
     assert "all 4 GPUs on 2 node(s)" in res.message
     assert [(node, g.gpu) for node, g in res.measured] == [
-        ("n1", "0"), ("n1", "1"), ("n2", "0"), ("n2", "1"),
-    ]  # fmt: skip
+        ("n1", "0"),
+        ("n1", "1"),
+        ("n2", "0"),
+        ("n2", "1"),
+    ]
 
 
 def test_partial_names_each_node_without_readings_and_why() -> None:
@@ -191,8 +194,9 @@ def test_partial_names_each_node_without_readings_and_why() -> None:
 
 
 def test_partial_without_tdp_uses_the_mean_of_measured_gpus() -> None:
-    res = resolve_power({"n1": 2, "n2": 2}, 4, {"n1": ExporterStatus.answered()},
-                        {"n1": gpus("n1", 600, 200)})  # fmt: skip
+    res = resolve_power(
+        {"n1": 2, "n2": 2}, 4, {"n1": ExporterStatus.answered()}, {"n1": gpus("n1", 600, 200)}
+    )
     assert res.fallback_watts_per_gpu == pytest.approx(400)
     assert res.power_watts == pytest.approx(800 + 2 * 400)
     assert res.power_source is PowerSource.PARTIAL
@@ -254,8 +258,13 @@ def test_readings_are_deduplicated_by_uuid_across_nodes_and_bad_values_dropped()
 
 
 def test_nodes_without_capacity_count_gpu_count_evenly_for_power() -> None:
-    res = resolve_power({"n1": None, "n2": None}, 4, {"n1": ExporterStatus.answered()},
-                        {"n1": gpus("n1", 100, 100)}, tdp_watts=50)  # fmt: skip
+    res = resolve_power(
+        {"n1": None, "n2": None},
+        4,
+        {"n1": ExporterStatus.answered()},
+        {"n1": gpus("n1", 100, 100)},
+        tdp_watts=50,
+    )
     assert res.matched_gpus == 4
     assert res.power_watts == pytest.approx(200 + 2 * 50)
 
