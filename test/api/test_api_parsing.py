@@ -334,3 +334,158 @@ def test_set_condition_moves_transition_time_only_on_a_flip() -> None:
         "message": "",
         "lastTransitionTime": "2026-11-27T10:05:00Z",
     }
+
+
+# The JSON names SPEC §2 fixes; dashboards, Argo CD health checks and other teams read them.
+SPEC_NAMES = {
+    "CostProfile": {
+        "spec": [
+            "hardware.gpuModel",
+            "hardware.gpuCount",
+            "hardware.purchasePriceUSD",
+            "hardware.amortizationYears",
+            "hardware.maintenancePercentPerYear",
+            "hardware.tdpWatts",
+            "hardware.purchaseDate",
+            "electricity.ratePerKWh",
+            "electricity.pueFactor",
+            "nodeSelector",
+        ],
+        "status": [
+            "hourlyCostUSD",
+            "amortizationRatePerHour",
+            "electricityCostPerHour",
+            "currentPowerDrawWatts",
+            "powerSource",
+            "matchedNodes",
+            "matchedGPUs",
+            "gpusReporting",
+            "inferencePods",
+            "observedGeneration",
+            "lastUpdated",
+            "conditions",
+        ],
+    },
+    "UsageReport": {
+        "spec": ["costProfileRef", "schedule", "namespaces", "historyLimit"],
+        "status": [
+            "period",
+            "periodStart",
+            "periodEnd",
+            "lastUpdated",
+            "inputTokens",
+            "outputTokens",
+            "cachedInputTokens",
+            "estimatedCostUSD",
+            "amortizationCostUSD",
+            "electricityCostUSD",
+            "energyKWh",
+            "idleCostUSD",
+            "costPerMillionTokens",
+            "marginalCostPerMillionTokens",
+            "gpuEfficiencyRatio",
+            "byModel.model",
+            "byModel.namespace",
+            "byModel.inputTokens",
+            "byModel.outputTokens",
+            "byModel.estimatedCostUSD",
+            "byModel.costPerMillionTokens",
+            "byNamespace.namespace",
+            "byNamespace.inputTokens",
+            "byNamespace.outputTokens",
+            "byNamespace.estimatedCostUSD",
+            "byNamespace.costPerMillionTokens",
+            "byNamespace.sharePercent",
+            "cloudComparison.provider",
+            "cloudComparison.model",
+            "cloudComparison.estimatedCloudCostUSD",
+            "cloudComparison.savingsUSD",
+            "cloudComparison.savingsPercent",
+            "cloudComparison.equivalentTo",
+            "cloudComparison.breakEvenTokensPerDay",
+            "history.period",
+            "history.estimatedCostUSD",
+            "history.inputTokens",
+            "history.outputTokens",
+            "history.costPerMillionTokens",
+            "observedGeneration",
+            "conditions",
+        ],
+    },
+    "TokenBudget": {
+        "spec": [
+            "scope.namespace",
+            "monthlyLimitUSD",
+            "alertThresholds.percent",
+            "alertThresholds.severity",
+            "forecastAlert",
+        ],
+        "status": [
+            "periodStart",
+            "periodEnd",
+            "currentSpendUSD",
+            "utilizationPercent",
+            "projectedSpendUSD",
+            "projectedExhaustion",
+            "state",
+            # SPEC names the list only; its items say which threshold and how severe.
+            "thresholdsCrossed.percent",
+            "thresholdsCrossed.severity",
+            "prometheusRuleRef.name",
+            "prometheusRuleRef.namespace",
+            "observedGeneration",
+            "lastUpdated",
+            "conditions",
+        ],
+    },
+}
+
+
+def _json_paths(cls: type[Any], prefix: str = "") -> set[str]:
+    from infercost.api.schema import List, Object, field_specs
+
+    paths = set()
+    for _, spec in field_specs(cls):
+        path = f"{prefix}{spec.json_name}"
+        kind = spec.kind
+        if isinstance(kind, List) and isinstance(kind.item, Object):
+            kind = kind.item
+        if isinstance(kind, Object) and kind.cls is not Condition:
+            paths |= _json_paths(kind.cls, f"{path}.")
+        else:
+            paths.add(path)
+    return paths
+
+
+@pytest.mark.parametrize("kind", sorted(SPEC_NAMES))
+def test_field_names_are_exactly_the_spec_names(kind: str) -> None:
+    from infercost.api import KINDS
+
+    rtype = KINDS[kind]
+    assert _json_paths(rtype.spec_cls) == set(SPEC_NAMES[kind]["spec"])
+    assert _json_paths(rtype.status_cls) == set(SPEC_NAMES[kind]["status"])
+
+
+def test_status_from_dict_names_the_status_path() -> None:
+    from infercost.api import UsageReportStatus
+
+    with pytest.raises(ValidationError) as caught:
+        UsageReportStatus.from_dict(
+            {"byModel": [{"model": "m", "namespace": "a", "inputTokens": -1}]}, "status"
+        )
+    assert [str(e) for e in caught.value.errors] == [
+        "status.byModel[0].inputTokens: must be an integer >= 0, got -1",
+        "status.byModel[0].outputTokens: required field is missing",
+        "status.byModel[0].estimatedCostUSD: required field is missing",
+    ]
+
+
+def test_frozen_map_behaves_like_an_immutable_dict() -> None:
+    selector = FrozenMap({"a": "1", "b": "2"})
+    assert selector == {"b": "2", "a": "1"}
+    assert selector == FrozenMap([("b", "2"), ("a", "1")])
+    assert hash(selector) == hash(FrozenMap({"b": "2", "a": "1"}))
+    assert dict(selector) == {"a": "1", "b": "2"} and len(selector) == 2
+    assert selector != {"a": "1"}
+    with pytest.raises(TypeError):
+        selector["c"] = "3"  # type: ignore[index]
