@@ -45,8 +45,6 @@ _DNS_SUBDOMAIN_RE = re.compile(DNS1123_SUBDOMAIN)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
-T = TypeVar("T")
-
 
 class _Invalid:
     """Marker for a value that failed to parse (its error is already recorded)."""
@@ -394,9 +392,6 @@ class String(Kind):
             )
             return f"must be {self.expectation()}, got {got}"
         return None
-
-
-E = TypeVar("E", bound=enum.Enum)
 
 
 @attrs.frozen
