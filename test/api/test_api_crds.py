@@ -358,3 +358,39 @@ def test_kustomize_builds(directory: str) -> None:
     else:
         assert sorted(set(kinds)) == ["CostProfile", "TokenBudget", "UsageReport"]
         assert len(kinds) == 11
+
+
+def _gen_crds(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "hack" / "gen-crds"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_gen_crds_check_names_drift_and_regenerating_fixes_it(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(CRD_DIR, tmp_path / "manifests" / "crd")
+    (tmp_path / "docs").mkdir()
+    shutil.copy(REPO / "docs" / "crds.md", tmp_path / "docs" / "crds.md")
+    assert _gen_crds("--check", "--root", str(tmp_path)).returncode == 0
+
+    edited = tmp_path / "manifests" / "crd" / crd_filename(TOKENBUDGET)
+    edited.write_text(edited.read_text().replace("maximum: 1000", "maximum: 100"))
+    (tmp_path / "manifests" / "crd" / "extra.yaml").write_text("kind: Stray\n")
+    (tmp_path / "docs" / "crds.md").unlink()
+    result = _gen_crds("--check", "--root", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"manifests/crd/{crd_filename(TOKENBUDGET)}: out of date, run hack/gen-crds",
+        "docs/crds.md: out of date, run hack/gen-crds",
+        "manifests/crd/extra.yaml: not generated from the models, run hack/gen-crds",
+    ]
+
+    assert _gen_crds("--root", str(tmp_path)).returncode == 0
+    assert _gen_crds("--check", "--root", str(tmp_path)).returncode == 0
+    assert not (tmp_path / "manifests" / "crd" / "extra.yaml").exists()
+    assert edited.read_text() == render_crds()[crd_filename(TOKENBUDGET)]
