@@ -2,3 +2,4 @@
 
 from __future__ import annotations
 from infercost.testing.kubesim.fixtures import kubesim, kubesim_session  # noqa: F401
+from infercost.testing.kubefixtures import kube  # noqa: F401
