@@ -19,6 +19,7 @@ expires or is released. The rules, with client-go's defaults (15 s lease, 10 s r
 
 from __future__ import annotations
 
+import math
 import random
 import socket
 import threading
@@ -189,7 +190,7 @@ class LeaderElector:
         mono = self.clock.monotonic()
         desired: dict[str, Any] = {
             "holderIdentity": self.identity,
-            "leaseDurationSeconds": max(1, round(self.lease_duration)),
+            "leaseDurationSeconds": max(1, math.ceil(self.lease_duration)),
             "acquireTime": now_text,
             "renewTime": now_text,
             "leaseTransitions": 0,

@@ -184,8 +184,10 @@ def test_clean_watch_end_rewatches_from_last_rv_without_listing(kube: KubeEnv, s
     assert len(lists) == 1
     assert restarts(metrics) == 0, "a watch ended by the server is not a restart"
     watches = eventually(
-        lambda: [r for r in kube.sim.requests() if r.verb == "watch" and r.resource == "pods"][1:]
-        and [r for r in kube.sim.requests() if r.verb == "watch" and r.resource == "pods"]
+        lambda: (
+            [r for r in kube.sim.requests() if r.verb == "watch" and r.resource == "pods"][1:]
+            and [r for r in kube.sim.requests() if r.verb == "watch" and r.resource == "pods"]
+        )
     )
     assert "allowWatchBookmarks=true" in watches[-1].query
     assert "timeoutSeconds=" in watches[-1].query
