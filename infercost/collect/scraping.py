@@ -1,0 +1,347 @@
+"""Concurrent HTTP GET of many metrics endpoints, each bounded in time and size.
+
+A sampling cycle reads hundreds of pages. Every target gets one worker of a bounded pool
+(default 32), its own deadline covering connect, headers and the whole body (default 5 s, kept
+by a watchdog that shuts the socket down when it passes, so even a server that drips bytes
+cannot hold a worker longer), and a body cap (default 10 MB, reading stops past it). Idle
+keep-alive connections are reused per host across cycles. One slow or dead target therefore
+never delays the others beyond taking one worker.
+
+Failures are returned, never raised, as :class:`ScrapeError` values with the reason codes of
+:mod:`infercost.collect.errors`; counting them in metrics is the caller's job (this package does
+not import the operator's health metrics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import http.client
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final
+
+import attrs
+
+from infercost.collect import errors
+from infercost.collect.errors import ScrapeError
+
+DEFAULT_CONCURRENCY: Final = 32
+DEFAULT_TIMEOUT_SECONDS: Final = 5.0
+DEFAULT_MAX_BODY_BYTES: Final = 10 * 1024 * 1024
+MAX_IDLE_PER_HOST: Final = 2
+_CHUNK = 64 * 1024
+_ACCEPT = "text/plain;version=0.0.4;q=1,text/plain;q=0.5,*/*;q=0.1"
+
+
+@attrs.frozen
+class ScrapeTarget:
+    """What to GET. ``key`` is the caller's identity of the target (a pod UID, a node name);
+    ``kind`` is the ``target_kind`` of the health metrics (``inference`` or ``dcgm``)."""
+
+    key: Hashable
+    host: str
+    port: int
+    path: str = "/metrics"
+    kind: str = "inference"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.path}"
+
+
+@attrs.frozen
+class ScrapeResult:
+    target: ScrapeTarget
+    body: bytes | None
+    error: ScrapeError | None
+    duration_seconds: float
+    status: int | None = None
+    reused_connection: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+STARTING: Final = "starting"
+OK: Final = "ok"
+FAILED: Final = "failed"
+
+
+def pod_scrape_state(error: ScrapeError | None, ever_succeeded: bool) -> str:
+    """``ok``, ``starting`` or ``failed`` for one scrape of an inference pod (SPEC §3.1).
+
+    A refused connection before the pod's first successful scrape means the server is still
+    loading its model: ``starting``, not an error. After one success, a refusal is a failure.
+    """
+    if error is None:
+        return OK
+    if error.reason == errors.REFUSED and not ever_succeeded:
+        return STARTING
+    return FAILED
+
+
+class _Watchdog:
+    """Shuts down the sockets of fetches that outlive their deadline."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self._clock = clock
+        self._heap: list[tuple[float, int, socket.socket | None]] = []
+        self._cond = threading.Condition()
+        self._counter = itertools.count()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="scrape-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, deadline: float, sock: socket.socket) -> int:
+        token = next(self._counter)
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, token, sock))
+            self._cond.notify()
+        return token
+
+    def release(self, token: int) -> None:
+        with self._cond:
+            for i, (_, t, _) in enumerate(self._heap):
+                if t == token:
+                    deadline, _, _ = self._heap[i]
+                    self._heap[i] = (deadline, t, None)
+                    break
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, _, sock = self._heap[0]
+                wait = deadline - self._clock()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _OverdueError(Exception):
+    pass
+
+
+class Scraper:
+    """Bounded-concurrency scraper with per-host keep-alive pools. Thread-safe; reuse it."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        user_agent: str = "infercost",
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if concurrency < 1:
+            raise ValueError(f"scrape concurrency must be at least 1, got {concurrency}")
+        if not timeout_seconds > 0:
+            raise ValueError(f"scrape timeout must be positive, got {timeout_seconds}")
+        if max_body_bytes < 1:
+            raise ValueError(f"body cap must be positive, got {max_body_bytes}")
+        self.concurrency = concurrency
+        self.timeout_seconds = timeout_seconds
+        self.max_body_bytes = max_body_bytes
+        self.user_agent = user_agent
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="scrape")
+        self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._watchdog = _Watchdog(clock)
+        self._closed = False
+
+    def __enter__(self) -> Scraper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers and close idle connections (waits for running fetches)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        self._watchdog.close()
+        with self._lock:
+            for conns in self._idle.values():
+                for conn in conns:
+                    conn.close()
+            self._idle.clear()
+
+    def scrape(self, targets: Sequence[ScrapeTarget]) -> list[ScrapeResult]:
+        """Fetch every target concurrently; results come back in the order of ``targets``."""
+        if self._closed:
+            raise RuntimeError("the scraper is closed")
+        futures = [self._pool.submit(self.scrape_one, t) for t in targets]
+        return [f.result() for f in futures]
+
+    def idle_connections(self, host: str, port: int) -> int:
+        with self._lock:
+            return len(self._idle.get((host, port), ()))
+
+    # -- one target -------------------------------------------------------------------------
+
+    def scrape_one(self, target: ScrapeTarget) -> ScrapeResult:
+        start = self._clock()
+        deadline = start + self.timeout_seconds
+        conn, reused = self._acquire(target)
+        status: int | None = None
+        try:
+            try:
+                status, body, keep = self._request(conn, target, deadline)
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                if not reused or self._clock() >= deadline:
+                    raise
+                # the server closed an idle keep-alive connection: retry once on a new one
+                conn.close()
+                conn, reused = self._new_connection(target), False
+                status, body, keep = self._request(conn, target, deadline)
+        except ScrapeError as exc:
+            conn.close()
+            return ScrapeResult(target, None, exc, self._clock() - start, status, reused)
+        except BaseException as exc:  # classified below; nothing escapes a worker
+            conn.close()
+            error = self._classify(exc, target, deadline)
+            if not isinstance(exc, Exception):
+                raise
+            return ScrapeResult(target, None, error, self._clock() - start, status, reused)
+        if keep:
+            self._release(target, conn)
+        else:
+            conn.close()
+        return ScrapeResult(target, body, None, self._clock() - start, status, reused)
+
+    def _new_connection(self, target: ScrapeTarget) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout_seconds)
+
+    def _acquire(self, target: ScrapeTarget) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            idle = self._idle.get((target.host, target.port))
+            if idle:
+                return idle.pop(), True
+        return self._new_connection(target), False
+
+    def _release(self, target: ScrapeTarget, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault((target.host, target.port), [])
+            if len(idle) < MAX_IDLE_PER_HOST and not self._closed:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def _remaining(self, deadline: float) -> float:
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise _OverdueError
+        return remaining
+
+    def _request(
+        self, conn: http.client.HTTPConnection, target: ScrapeTarget, deadline: float
+    ) -> tuple[int, bytes, bool]:
+        conn.timeout = self._remaining(deadline)
+        if conn.sock is None:
+            conn.connect()
+        sock = conn.sock
+        assert sock is not None
+        token = self._watchdog.watch(deadline, sock)
+        try:
+            sock.settimeout(self._remaining(deadline))
+            conn.request(
+                "GET",
+                target.path,
+                headers={
+                    "Accept": _ACCEPT,
+                    "Accept-Encoding": "identity",
+                    "User-Agent": self.user_agent,
+                },
+            )
+            response = conn.getresponse()
+            status = response.status
+            if status != 200:
+                raise ScrapeError(
+                    f"HTTP {status} {response.reason} from {target.url}",
+                    reason=errors.HTTP_STATUS,
+                    status=status,
+                )
+            length = response.getheader("Content-Length")
+            if length and length.strip().isdigit() and int(length) > self.max_body_bytes:
+                raise _too_large(target, int(length), self.max_body_bytes)
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                sock.settimeout(self._remaining(deadline))
+                chunk = response.read1(_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _too_large(target, None, self.max_body_bytes)
+                chunks.append(chunk)
+            self._remaining(deadline)
+            if length and length.strip().isdigit() and size < int(length):
+                raise http.client.IncompleteRead(b"".join(chunks), int(length) - size)
+            keep = not response.will_close
+            response.close()  # marks the exchange done so the connection can be reused
+            return status, b"".join(chunks), keep
+        finally:
+            self._watchdog.release(token)
+
+    def _classify(self, exc: BaseException, target: ScrapeTarget, deadline: float) -> ScrapeError:
+        where = target.url
+        if isinstance(exc, _OverdueError | TimeoutError) or self._clock() >= deadline:
+            return ScrapeError(
+                f"timeout: no complete answer from {where} within {self.timeout_seconds:g}s",
+                reason=errors.TIMEOUT,
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return ScrapeError(f"connection refused by {where}", reason=errors.REFUSED)
+        if isinstance(exc, http.client.IncompleteRead):
+            return ScrapeError(
+                f"{where} closed the connection in the middle of the body "
+                f"after {len(exc.partial)} bytes"
+                + (f" of {len(exc.partial) + exc.expected}" if exc.expected else ""),
+                reason=errors.OTHER,
+            )
+        if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError):
+            return ScrapeError(
+                f"{where} closed the connection without an answer", reason=errors.OTHER
+            )
+        if isinstance(exc, http.client.HTTPException):
+            return ScrapeError(
+                f"{where} did not answer with valid HTTP ({type(exc).__name__}: {exc})",
+                reason=errors.OTHER,
+            )
+        if isinstance(exc, OSError):
+            detail = exc.strerror or str(exc) or type(exc).__name__
+            return ScrapeError(f"cannot reach {where}: {detail}", reason=errors.OTHER)
+        return ScrapeError(
+            f"unexpected error reading {where}: {type(exc).__name__}: {exc}", reason=errors.OTHER
+        )
+
+
+def _too_large(target: ScrapeTarget, length: int | None, cap: int) -> ScrapeError:
+    told = f" (Content-Length {length})" if length is not None else ""
+    return ScrapeError(
+        f"the body of {target.url} is larger than {cap} bytes{told}", reason=errors.TOO_LARGE
+    )

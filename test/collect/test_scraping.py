@@ -1,0 +1,209 @@
+"""The scraper against simulated servers: keep-alive, isolation, timeouts, caps, error classes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from infercost.collect import errors
+from infercost.collect.backends import read_tokens
+from infercost.collect.errors import NotPrometheusTextError, ScrapeError
+from infercost.collect.scraping import (
+    FAILED,
+    OK,
+    STARTING,
+    Scraper,
+    ScrapeTarget,
+    pod_scrape_state,
+)
+from infercost.testing.simservers.httpserver import Fault, PageServer
+from infercost.testing.simservers.servers import LoopbackPool, bind
+
+PAGE = b'# TYPE vllm:prompt_tokens_total counter\nvllm:prompt_tokens_total{model_name="m"} 42\n'
+
+
+@pytest.fixture
+def servers(loopback_pool: LoopbackPool) -> Iterator[list[PageServer]]:
+    started: list[PageServer] = []
+    yield started
+    for server in started:
+        server.stop()
+        loopback_pool.release(server.host)
+
+
+@pytest.fixture
+def serve(servers: list[PageServer], loopback_pool: LoopbackPool):  # type: ignore[no-untyped-def]
+    def start(page: bytes = PAGE, port: int = 8000) -> PageServer:
+        server = bind(loopback_pool, lambda ip: PageServer(ip, port, lambda: page))
+        servers.append(server)
+        return server
+
+    return start
+
+
+def target(server: PageServer, key: str = "t", path: str = "/metrics") -> ScrapeTarget:
+    return ScrapeTarget(key, server.host, server.port, path)
+
+
+def test_fetches_the_body(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    with Scraper() as scraper:
+        [result] = scraper.scrape([target(server)])
+    assert result.ok and result.status == 200 and result.body == PAGE
+    assert result.duration_seconds > 0
+    assert server.request_paths == ["/metrics"]
+
+
+def test_keep_alive_connections_are_reused_across_cycles(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    with Scraper() as scraper:
+        results = [scraper.scrape([target(server)])[0] for _ in range(4)]
+        assert scraper.idle_connections(server.host, server.port) == 1
+    assert all(r.ok for r in results)
+    assert [r.reused_connection for r in results] == [False, True, True, True]
+    assert server.connections_accepted == 1 and server.requests_served == 4
+
+
+def test_a_connection_the_server_closed_is_replaced_transparently(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    with Scraper() as scraper:
+        assert scraper.scrape([target(server)])[0].ok
+        server.stop()  # closes the idle keep-alive connection
+        server.start()
+        result = scraper.scrape([target(server)])[0]
+    assert result.ok and result.body == PAGE
+    assert server.connections_accepted == 2
+
+
+def test_refused_and_the_starting_helper(serve, loopback_pool: LoopbackPool) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    server.loading()  # a server loading its model refuses connections
+    with Scraper() as scraper:
+        [result] = scraper.scrape([target(server)])
+        assert result.error is not None and result.error.reason == errors.REFUSED
+        assert "connection refused" in str(result.error)
+        assert pod_scrape_state(result.error, ever_succeeded=False) == STARTING
+        assert pod_scrape_state(result.error, ever_succeeded=True) == FAILED
+        server.ready()
+        [result] = scraper.scrape([target(server)])
+        assert result.ok and pod_scrape_state(result.error, ever_succeeded=False) == OK
+
+
+def test_timeout_covers_a_server_that_never_answers(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    server.fault = Fault("slow", delay_seconds=5.0)
+    with Scraper(timeout_seconds=0.5) as scraper:
+        started = time.monotonic()
+        [result] = scraper.scrape([target(server)])
+        elapsed = time.monotonic() - started
+    assert result.error is not None and result.error.reason == errors.TIMEOUT
+    assert "within 0.5s" in str(result.error)
+    assert elapsed < 2.0
+
+
+def test_timeout_covers_the_whole_body_of_a_server_that_drips(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(PAGE * 50)
+    server.fault = Fault("slow", delay_seconds=0.1, drip_bytes=64)
+    with Scraper(timeout_seconds=0.6) as scraper:
+        started = time.monotonic()
+        [result] = scraper.scrape([target(server)])
+        elapsed = time.monotonic() - started
+    assert result.error is not None and result.error.reason == errors.TIMEOUT
+    assert elapsed < 2.0
+
+
+def test_one_slow_target_does_not_delay_the_others(serve) -> None:  # type: ignore[no-untyped-def]
+    slow = serve()
+    slow.fault = Fault("slow", delay_seconds=3.0)
+    fast = [serve() for _ in range(6)]
+    targets = [target(slow, "slow"), *(target(s, f"fast{i}") for i, s in enumerate(fast))]
+    with Scraper(concurrency=3, timeout_seconds=1.5) as scraper:
+        results = scraper.scrape(targets)
+    assert [r.target.key for r in results] == [t.key for t in targets]
+    assert results[0].error is not None and results[0].error.reason == errors.TIMEOUT
+    assert all(r.ok for r in results[1:])
+    # each fast target answers in far less than the slow one's timeout
+    assert max(r.duration_seconds for r in results[1:]) < 1.0
+
+
+@pytest.mark.parametrize("code", [500, 503, 404])
+def test_http_errors_carry_the_status(serve, code: int) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    server.fault = Fault("status", status=code)
+    with Scraper() as scraper:
+        [result] = scraper.scrape([target(server)])
+    assert result.error is not None and result.error.reason == errors.HTTP_STATUS
+    assert result.error.status == code and f"HTTP {code}" in str(result.error)
+
+
+def test_unknown_path_is_a_404(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    with Scraper() as scraper:
+        [result] = scraper.scrape([target(server, path="/nope")])
+    assert result.error is not None and result.error.status == 404
+
+
+def test_body_cap_by_content_length(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(PAGE * 100)
+    with Scraper(max_body_bytes=1000) as scraper:
+        [result] = scraper.scrape([target(server)])
+    assert result.error is not None and result.error.reason == errors.TOO_LARGE
+    assert "Content-Length" in str(result.error)
+
+
+def test_body_cap_while_streaming_a_huge_body(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    server.fault = Fault("huge", size_bytes=12 * 1024 * 1024)
+    with Scraper() as scraper:  # the default 10 MB cap
+        [result] = scraper.scrape([target(server)])
+    assert result.error is not None and result.error.reason == errors.TOO_LARGE
+    assert str(10 * 1024 * 1024) in str(result.error)
+
+
+def test_disconnect_in_the_middle_of_the_body(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(PAGE * 20)
+    server.fault = Fault("disconnect")
+    with Scraper() as scraper:
+        [result] = scraper.scrape([target(server)])
+    assert result.error is not None and result.error.reason == errors.OTHER
+    assert "in the middle of the body" in str(result.error)
+
+
+def test_a_server_that_does_not_speak_http(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    server.fault = Fault("not_http")
+    with Scraper() as scraper:
+        [result] = scraper.scrape([target(server)])
+    assert result.error is not None and result.error.reason == errors.OTHER
+    assert "valid HTTP" in str(result.error)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "html"])
+def test_garbage_with_status_200_is_a_parse_error_not_zero_tokens(serve, kind: str) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    server.fault = Fault(kind)
+    with Scraper() as scraper:
+        [result] = scraper.scrape([target(server)])
+    assert result.ok and result.body
+    with pytest.raises(NotPrometheusTextError):
+        read_tokens("vllm", result.body)
+
+
+def test_an_unreachable_address_is_an_error_not_an_exception() -> None:
+    with Scraper(timeout_seconds=1.0) as scraper:
+        [result] = scraper.scrape([ScrapeTarget("x", "127.255.255.254", 1)])
+    assert isinstance(result.error, ScrapeError)
+    assert result.error.reason in (errors.REFUSED, errors.OTHER, errors.TIMEOUT)
+
+
+def test_settings_are_validated_and_a_closed_scraper_refuses_work() -> None:
+    for kwargs in ({"concurrency": 0}, {"timeout_seconds": 0}, {"max_body_bytes": 0}):
+        with pytest.raises(ValueError):
+            Scraper(**kwargs)  # type: ignore[arg-type]
+    scraper = Scraper()
+    scraper.close()
+    scraper.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        scraper.scrape([])
