@@ -19,6 +19,7 @@ import attrs
 
 from infercost.collect.backends import AUTO, BACKEND_NAMES, BACKENDS
 from infercost.collect.dcgm import GpuReading
+from infercost.collect.scraping import ScrapeTarget
 
 Obj = Mapping[str, Any]
 
@@ -117,6 +118,10 @@ class InferenceTarget:
     @property
     def url(self) -> str:
         return f"http://{_url_host(self.host)}:{self.port}{self.path}"
+
+    def scrape_target(self) -> ScrapeTarget:
+        """Keyed by the pod UID (the ledger's watermark owner)."""
+        return ScrapeTarget(self.pod.uid or str(self.pod), self.host, self.port, self.path)
 
 
 def inference_backend(pod: Obj) -> tuple[str, str] | None:
@@ -416,6 +421,11 @@ class ExporterTarget:
     @property
     def url(self) -> str:
         return f"http://{_url_host(self.host)}:{self.port}{self.path}"
+
+    def scrape_target(self) -> ScrapeTarget:
+        """Keyed by the exporter pod (``namespace/name``), or by the URL for ``--dcgm-url``."""
+        key = str(self.pod) if self.pod is not None else self.url
+        return ScrapeTarget(key, self.host, self.port, self.path, kind="dcgm")
 
 
 @attrs.frozen
