@@ -126,5 +126,7 @@ def test_conflicting_write_loses_the_race(kube: KubeEnv) -> None:
     kube.sim.faults.conflict(resource="leases", name="infercost-leader")
     assert a.elector._try_acquire_or_renew() is False, "a 409 on the guarded PUT is a lost race"
     assert a.elector._try_acquire_or_renew() is True
-    puts = [r for r in kube.sim.requests() if r.resource.startswith("leases") and r.verb == "update"]
+    puts = [
+        r for r in kube.sim.requests() if r.resource.startswith("leases") and r.verb == "update"
+    ]
     assert [r.status for r in puts] == [409, 200]
