@@ -5,9 +5,10 @@ Like client-go's ``EventCorrelator``, repeats are folded:
 - the same involved object, type, reason and message within the cache's lifetime becomes one
   Event whose ``count`` grows and whose ``lastTimestamp`` moves (a merge patch, not a new
   object);
-- more than :attr:`EventRecorder.similar_threshold` events with the same object, type and
-  reason but different messages within :attr:`EventRecorder.similar_window_seconds` are
-  combined into one Event whose message starts with ``(combined from similar events):``;
+- once more than ``similar_threshold`` distinct messages share an object, type and reason
+  within ``similar_window_seconds``, further ones go to one aggregate Event (count grows,
+  message is the latest, prefixed ``(combined from similar events):``), like client-go's
+  ``EventAggregator``;
 - a per-object token bucket (25 events, one more every 5 minutes) drops the rest, logged.
 
 Writing an Event never fails the caller: API errors are logged and swallowed, because an Event
@@ -148,11 +149,11 @@ class EventRecorder:
             cache_size
         )
 
-    def normal(self, ref: ObjectRef, reason: str, message: str) -> None:
-        self.event(ref, NORMAL, reason, message)
+    def normal(self, ref: ObjectRef, reason: str, message: str) -> bool:
+        return self.event(ref, NORMAL, reason, message)
 
-    def warning(self, ref: ObjectRef, reason: str, message: str) -> None:
-        self.event(ref, WARNING, reason, message)
+    def warning(self, ref: ObjectRef, reason: str, message: str) -> bool:
+        return self.event(ref, WARNING, reason, message)
 
     def event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> bool:
         """Record an event; returns False when it was dropped by the spam filter or the API
@@ -178,10 +179,13 @@ class EventRecorder:
             if seen is None:
                 seen = self._similar[similar_key] = {}
             seen[message] = now_mono
-            if len(seen) > self.similar_threshold:
-                message = COMBINED_PREFIX + message
-                message = message[:_MAX_MESSAGE]
-            key = (*obj_key, type_, reason, message)
+            combined = len(seen) > self.similar_threshold
+            if combined:
+                # One aggregate Event per object/type/reason, its message the latest one.
+                message = (COMBINED_PREFIX + message)[:_MAX_MESSAGE]
+                key: tuple[Any, ...] = (*obj_key, type_, reason, COMBINED_PREFIX)
+            else:
+                key = (*obj_key, type_, reason, message)
             recorded = self._recorded.get(key)
         now = self.clock.now()
         if recorded is not None:
@@ -189,7 +193,11 @@ class EventRecorder:
                 self.rest.merge_patch(
                     EVENTS,
                     recorded.name,
-                    {"count": recorded.count + 1, "lastTimestamp": _time(now)},
+                    {
+                        "count": recorded.count + 1,
+                        "lastTimestamp": _time(now),
+                        **({"message": message} if combined else {}),
+                    },
                     recorded.namespace,
                 )
             except NotFoundError:
