@@ -1,0 +1,159 @@
+"""The controller loop: sync gating, mapping functions, results, errors and their metrics."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from infercost.api import GROUP, VERSION
+from infercost.kube.clock import FakeClock
+from infercost.kube.controller import DONE, RETRY, Controller
+from infercost.kube.health import HealthMetrics
+from infercost.kube.informer import Informer
+from infercost.kube.rest import Resource
+from infercost.kube.transforms import object_key
+from infercost.testing.kubefixtures import KubeEnv, eventually
+
+PROFILES = Resource(GROUP, VERSION, "costprofiles", "CostProfile", True)
+REPORTS = Resource(GROUP, VERSION, "usagereports", "UsageReport", True)
+NS = "default"
+
+
+def profile(name: str, price: float = 1000.0) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "CostProfile",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "hardware": {"gpuModel": "H100", "gpuCount": 8, "purchasePriceUSD": price},
+            "electricity": {"ratePerKWh": 0.1},
+        },
+    }
+
+
+def report(name: str, ref: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "UsageReport",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"costProfileRef": ref},
+    }
+
+
+def sample(metrics: HealthMetrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_profile_change_enqueues_its_reports(kube: KubeEnv) -> None:
+    metrics = HealthMetrics(CollectorRegistry())
+    kube.rest.create(PROFILES, profile("h100"), NS)
+    kube.rest.create(PROFILES, profile("a100"), NS)
+    kube.rest.create(REPORTS, report("daily", "h100"), NS)
+    kube.rest.create(REPORTS, report("weekly", "h100"), NS)
+    kube.rest.create(REPORTS, report("other", "a100"), NS)
+    profiles = Informer(kube.rest, PROFILES)
+    reports = Informer(kube.rest, REPORTS)
+    reconciled: list[str] = []
+    lock = threading.Lock()
+
+    def reconcile(key: str):
+        with lock:
+            reconciled.append(key)
+        return DONE
+
+    def reports_of(profile_obj: Any) -> list[str]:
+        ns = profile_obj["metadata"]["namespace"]
+        name = profile_obj["metadata"]["name"]
+        return [
+            object_key(r)
+            for r in reports.store.by_index("namespace", ns)
+            if r["spec"]["costProfileRef"] == name
+        ]
+
+    ctl = Controller("usagereport", reconcile, primary=reports, metrics=metrics, workers=2)
+    ctl.watch(profiles, reports_of)
+    assert not ctl.started()
+    ctl.start()
+    profiles.start()
+    try:
+        # Workers wait for both informers.
+        threading.Event().wait(0.2)
+        assert not ctl.started() and reconciled == []
+        reports.start()
+        eventually(ctl.started, what="workers start after both informers synced")
+        eventually(lambda: len(set(reconciled)) == 3)
+        with lock:
+            reconciled.clear()
+        kube.rest.merge_patch(PROFILES, "h100", {"spec": {"hardware": {"purchasePriceUSD": 9}}}, NS)
+        eventually(lambda: sorted(set(reconciled)) == ["default/daily", "default/weekly"])
+        threading.Event().wait(0.2)
+        assert "default/other" not in reconciled
+    finally:
+        ctl.stop()
+        profiles.stop()
+        reports.stop()
+        ctl.join(5)
+    assert (
+        sample(metrics, "infercost_reconcile_total", controller="usagereport", result="success")
+        >= 5
+    )
+    assert (
+        sample(metrics, "infercost_reconcile_duration_seconds_count", controller="usagereport") >= 5
+    )
+
+
+def test_errors_are_retried_rate_limited_logged_and_counted() -> None:
+    clock = FakeClock()
+    metrics = HealthMetrics(CollectorRegistry())
+    attempts: list[str] = []
+
+    def reconcile(key: str):
+        attempts.append(key)
+        if len(attempts) < 3:
+            raise RuntimeError("apiserver hiccup")
+        return DONE
+
+    ctl = Controller("t", reconcile, clock=clock, metrics=metrics)
+    ctl.process("ns/a")
+    assert ctl.queue.num_requeues("ns/a") == 1
+    assert ctl.queue.get(timeout=0) is None, "retry waits for the rate limiter"
+    clock.advance(0.005)
+    assert ctl.queue.get(timeout=0) == "ns/a"
+    ctl.queue.done("ns/a")
+    ctl.process("ns/a")
+    assert ctl.queue.num_requeues("ns/a") == 2
+    clock.advance(0.009)
+    assert ctl.queue.get(timeout=0) is None
+    clock.advance(0.001)
+    assert ctl.queue.get(timeout=0) == "ns/a"
+    ctl.queue.done("ns/a")
+    ctl.process("ns/a")
+    assert ctl.queue.num_requeues("ns/a") == 0, "success forgets the failures"
+    assert sample(metrics, "infercost_reconcile_total", controller="t", result="error") == 2
+    assert sample(metrics, "infercost_reconcile_total", controller="t", result="success") == 1
+
+
+def test_retry_result_is_rate_limited_but_not_an_error() -> None:
+    clock = FakeClock()
+    metrics = HealthMetrics(CollectorRegistry())
+    ctl = Controller("t", lambda key: RETRY, clock=clock, metrics=metrics)
+    ctl.process("ns/a")
+    assert sample(metrics, "infercost_reconcile_total", controller="t", result="requeue") == 1
+    assert sample(metrics, "infercost_reconcile_total", controller="t", result="error") == 0
+    assert ctl.queue.waiting() == 1
+
+
+def test_queue_depth_gauge_follows_the_queue() -> None:
+    metrics = HealthMetrics(CollectorRegistry())
+    ctl = Controller("depth", lambda key: DONE, clock=FakeClock(), metrics=metrics)
+    for key in ("a", "b", "c", "a"):
+        ctl.enqueue(key)
+    assert sample(metrics, "infercost_workqueue_depth", controller="depth") == 3
+
+
+def test_resync_period_below_one_second_is_refused() -> None:
+    with pytest.raises(ValueError, match="1 s"):
+        Controller("t", lambda key: DONE, resync_seconds=0.5)
