@@ -1,0 +1,146 @@
+"""Flag and INFERCOST_* parsing into OperatorConfig, with errors naming their source."""
+
+from __future__ import annotations
+
+import pytest
+
+from infercost.controllers.config import (
+    DEFAULT_DCGM_SELECTORS,
+    FLAGS,
+    ConfigError,
+    OperatorConfig,
+    build_config,
+    parse_bind,
+    parse_duration,
+    parse_labels,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("500ms", 0.5),
+        ("1h30m", 5400),
+        ("0", 0),
+        ("0s", 0),
+        ("-2m", -120),
+        ("1.5s", 1.5),
+        ("250us", 0.00025),
+    ],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["30", "30x", "", "m", "5 m", "1h-2m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_binds_and_labels() -> None:
+    assert parse_bind(":8080") == ("", 8080)
+    assert parse_bind("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_bind("[::1]:9000") == ("::1", 9000)
+    for bad, msg in (("8080", "host:port"), (":http", "not a number"), (":70000", "range")):
+        with pytest.raises(ValueError, match=msg):
+            parse_bind(bad)
+    assert parse_labels("release=kube-prometheus-stack, team=ml") == {
+        "release": "kube-prometheus-stack",
+        "team": "ml",
+    }
+    assert parse_labels("") == {}
+    for bad in ("release", "=x", "a=b c", "bad key=x"):
+        with pytest.raises(ValueError):
+            parse_labels(bad)
+
+
+def test_defaults_match_the_spec() -> None:
+    cfg = build_config({}, {})
+    assert cfg == OperatorConfig()
+    assert cfg.namespace == "infercost-system"
+    assert (cfg.scrape_interval, cfg.scrape_timeout, cfg.scrape_concurrency) == (30, 5, 32)
+    assert cfg.status_interval == 60
+    assert cfg.metrics_bind == ("", 8080) and cfg.health_bind == ("", 8081)
+    assert cfg.leader_elect is True and cfg.lease_name == "infercost-leader"
+    assert cfg.dcgm_selectors == DEFAULT_DCGM_SELECTORS and cfg.dcgm_port == 9400
+    assert cfg.dcgm_urls == () and cfg.profile_namespaces == ()
+    assert cfg.pricing_configmap == "infercost-pricing" and dict(cfg.rule_labels) == {}
+    assert (cfg.log_format, cfg.log_level, cfg.clock_offset) == ("json", "info", 0)
+    assert (cfg.lease_duration, cfg.renew_deadline, cfg.retry_period) == (15, 10, 2)
+
+
+def test_every_flag_has_an_env_var_and_help() -> None:
+    names = {f.name for f in FLAGS}
+    assert names == {
+        "kubeconfig",
+        "namespace",
+        "scrape-interval",
+        "scrape-timeout",
+        "scrape-concurrency",
+        "status-interval",
+        "metrics-bind",
+        "health-bind",
+        "leader-elect",
+        "lease-name",
+        "dcgm-selector",
+        "dcgm-port",
+        "dcgm-url",
+        "profile-namespaces",
+        "pricing-configmap",
+        "rule-labels",
+        "log-format",
+        "log-level",
+        "clock-offset",
+    }
+    for flag in FLAGS:
+        assert flag.env == "INFERCOST_" + flag.name.upper().replace("-", "_")
+        assert flag.help and "\n" not in flag.help
+
+
+def test_environment_then_flags_win() -> None:
+    env = {
+        "INFERCOST_SCRAPE_INTERVAL": "10s",
+        "INFERCOST_LEADER_ELECT": "false",
+        "INFERCOST_DCGM_URL": "http://10.0.0.1:9400/metrics,http://10.0.0.2:9400/metrics",
+        "INFERCOST_DCGM_SELECTOR": "app=dcgm,tier=gpu;k8s-app=dcgm",
+        "INFERCOST_RULE_LABELS": "release=prom",
+        "INFERCOST_PROFILE_NAMESPACES": "team-a, team-b",
+        "INFERCOST_CLOCK_OFFSET": "-2m",
+    }
+    cfg = build_config({}, env)
+    assert cfg.scrape_interval == 10 and cfg.leader_elect is False
+    assert cfg.dcgm_urls == ("http://10.0.0.1:9400/metrics", "http://10.0.0.2:9400/metrics")
+    assert cfg.dcgm_selectors == ("app=dcgm,tier=gpu", "k8s-app=dcgm")
+    assert dict(cfg.rule_labels) == {"release": "prom"}
+    assert cfg.profile_namespaces == ("team-a", "team-b")
+    assert cfg.clock_offset == -120
+    flags = {"scrape_interval": "20s", "leader_elect": True, "dcgm_url": ["http://x:1/m"]}
+    cfg = build_config(flags, env)
+    assert cfg.scrape_interval == 20 and cfg.leader_elect is True
+    assert cfg.dcgm_urls == ("http://x:1/m",)
+
+
+@pytest.mark.parametrize(
+    ("values", "env", "message"),
+    [
+        ({"scrape_interval": "30x"}, {}, "--scrape-interval: '30x' is not a duration"),
+        ({}, {"INFERCOST_SCRAPE_INTERVAL": "soon"}, "INFERCOST_SCRAPE_INTERVAL: 'soon'"),
+        ({}, {"INFERCOST_LEADER_ELECT": "maybe"}, "INFERCOST_LEADER_ELECT: 'maybe' is not a"),
+        ({"scrape_timeout": "40s"}, {}, "--scrape-timeout (40s) must be positive and shorter"),
+        ({"metrics_bind": "8080"}, {}, "--metrics-bind: '8080' is not an address"),
+        ({"rule_labels": "release"}, {}, "--rule-labels: 'release' is not key=value"),
+        ({"log_format": "xml"}, {}, "--log-format: 'xml' is not a log format"),
+        ({"dcgm_url": ["ftp://x"]}, {}, "--dcgm-url: 'ftp://x' is not an http"),
+        ({"namespace": "Bad_NS"}, {}, "--namespace: 'Bad_NS' is not a valid namespace"),
+        ({"scrape_concurrency": "0"}, {}, "--scrape-concurrency: 0 must be at least 1"),
+    ],
+)
+def test_errors_name_the_source(values: dict, env: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(values, env)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
