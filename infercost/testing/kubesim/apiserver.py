@@ -28,7 +28,7 @@ import structlog
 from . import schema as schemas
 from .faults import Faults
 from .patching import patch_function
-from .rendering import negotiate
+from .rendering import negotiate, watch_renderer
 from .resources import CrdError, Registry, ResourceDef, crd_resources
 from .selection import SelectorError, field_matcher, parse_field_selector, parse_label_selector
 from .status import (
@@ -93,6 +93,12 @@ class Result:
     body: bytes
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = attrs.Factory(list)
+
+
+def warning_header(text: str) -> str:
+    """A ``Warning: 299 - "text"`` value (RFC 7234 quoted-string escaping)."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
 
 
 def now_rfc3339() -> str:
@@ -177,18 +183,20 @@ class ApiServer:
     def _result(
         self, code: int, r: ResourceDef, stored: Stored, warnings: list[str] | None = None
     ) -> Result:
-        headers = [("Warning", f'299 - "{w}"') for w in warnings or ()]
+        headers = [("Warning", warning_header(w)) for w in warnings or ()]
         return Result(code, self.render(r, stored), headers=headers)
 
     # Reads ----------------------------------------------------------------------------------
 
-    def get(self, t: Target, accept: str | None) -> Result:
+    def get(self, t: Target, accept: str | None, query: dict[str, str] | None = None) -> Result:
         r = t.resource
         assert t.name is not None
         stored = self.store.get(r.storage_key, (t.namespace or "", t.name))
         if stored is None:
             raise not_found(r.plural, r.group, t.name)
-        content_type, body = negotiate(accept, r, lambda: self.render(r, stored), is_list=False)
+        content_type, body = negotiate(
+            accept, query or {}, r, lambda: self.render(r, stored), is_list=False
+        )
         return Result(200, body, content_type)
 
     def _matcher(self, t: Target, query: dict[str, str]) -> Callable[[dict[str, Any]], bool]:
@@ -294,7 +302,7 @@ class ApiServer:
             prefix = encode(head)[:-1] + b',"items":['
             return prefix + b",".join(self.render(r, s) for s in items) + b"]}"
 
-        content_type, body = negotiate(accept, r, json_body, is_list=True)
+        content_type, body = negotiate(accept, query, r, json_body, is_list=True)
         return Result(200, body, content_type)
 
     @staticmethod
@@ -319,7 +327,7 @@ class ApiServer:
 
     # Watch ----------------------------------------------------------------------------------
 
-    def watch(self, t: Target, query: dict[str, str]) -> WatchStream:
+    def watch(self, t: Target, query: dict[str, str], accept: str | None = None) -> WatchStream:
         r = t.resource
         match = self._matcher(t, query)
         timeout = _int_param(query, "timeoutSeconds")
@@ -331,7 +339,13 @@ class ApiServer:
                 "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
                 "resourceVersionMatch to NotOlderThan"
             )
-        watcher = Watcher(t.namespace, match, lambda s: self.render(r, s), r.kind, r.group_version)
+        as_table = watch_renderer(accept, query, r)
+
+        def render(stored: Stored) -> bytes:
+            raw = self.render(r, stored)
+            return raw if as_table is None else encode(as_table(json.loads(raw)))
+
+        watcher = Watcher(t.namespace, match, render, r.kind, r.group_version)
         lines: list[bytes] = []
         key = r.storage_key
         with self.store.lock:

@@ -1,86 +1,156 @@
-"""Content negotiation for GET and list responses: one lookup from Accept header to renderer.
+"""Content negotiation for get, list and watch: the one place a representation is chosen.
 
-``RENDERERS`` is the single extension point: each entry says which media types it serves
-(e.g. ``application/json;as=Table;g=meta.k8s.io;v=v1``, what kubectl asks for) and turns the
-JSON object or list into the response document. Without a matching entry the plain JSON
-representation is served when the client accepts it, as the apiserver does
-(kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables); a client
-that accepts nothing we can produce gets 406.
+:func:`negotiate` takes the request's ``Accept`` header and query, the resource definition and
+the JSON document (object or list), and returns the response content type and body. The media
+type decision is :func:`tables.parse_accept`; each representation it can name maps to one
+renderer in ``RENDERERS`` (plain JSON, ``meta.k8s.io`` Table for kubectl, and
+PartialObjectMetadata), so another representation plugs in as one entry. Semantics:
+kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables and
+#alternate-representations-of-resources.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
-import attrs
-
+from . import tables
 from .resources import ResourceDef
 from .status import ApiError
 
-
-@attrs.frozen
-class MediaType:
-    type: str  # e.g. "application/json"
-    params: dict[str, str]
-
-    def param(self, name: str) -> str | None:
-        return self.params.get(name)
+JsonBody = Callable[[], bytes]
+# (resource, document, is_list, params from the Accept clause, query) -> response document
+Renderer = Callable[[ResourceDef, dict[str, Any], bool, dict[str, str], dict[str, str]], Any]
 
 
-def parse_accept(header: str | None) -> list[MediaType]:
-    if not header:
-        return [MediaType("*/*", {})]
-    out: list[MediaType] = []
-    for part in header.split(","):
-        pieces = [p.strip() for p in part.split(";")]
-        if not pieces[0]:
-            continue
-        params: dict[str, str] = {}
-        for piece in pieces[1:]:
-            if "=" in piece:
-                k, v = piece.split("=", 1)
-                params[k.strip().lower()] = v.strip()
-        out.append(MediaType(pieces[0].lower(), params))
-    return out or [MediaType("*/*", {})]
+@lru_cache(maxsize=512)
+def table_resource(resource: ResourceDef) -> tables.TableResource:
+    """The Table definition of a resource (printer columns of a CRD version, or by kind)."""
+    if not resource.is_crd_resource:
+        return tables.TableResource(
+            group=resource.group, version=resource.version, kind=resource.kind
+        )
+    columns = tuple(tables.PrinterColumn.from_crd(c) for c in resource.printer_columns)
+    return tables.TableResource(
+        group=resource.group,
+        version=resource.version,
+        kind=resource.kind,
+        printer_columns=columns,
+    )
 
 
-@attrs.frozen
-class Renderer:
-    """Serves media types ``accepts`` matches; ``render(resource, document, is_list)``."""
-
-    accepts: Callable[[MediaType], bool]
-    render: Callable[[ResourceDef, dict[str, Any], bool], dict[str, Any]]
-    content_type: str = "application/json"
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
-RENDERERS: list[Renderer] = []
+def render_table(
+    resource: ResourceDef,
+    document: dict[str, Any],
+    is_list: bool,
+    params: dict[str, str],
+    query: dict[str, str],
+) -> dict[str, Any]:
+    objects = document.get("items") or [] if is_list else [document]
+    return tables.render_table(
+        table_resource(resource),
+        objects,
+        now=_now(),
+        include_object=query.get("includeObject") or None,
+        list_metadata=document.get("metadata") if is_list else None,
+        table_version=params.get("version", "v1"),
+        no_headers=query.get("noHeaders") == "true",
+    )
 
 
-def _plain_json(media: MediaType) -> bool:
-    if media.type not in ("application/json", "application/*", "*/*"):
-        return False
-    return "as" not in media.params
+def render_partial(
+    resource: ResourceDef,
+    document: dict[str, Any],
+    is_list: bool,
+    params: dict[str, str],
+    query: dict[str, str],
+) -> dict[str, Any]:
+    api_version = f"meta.k8s.io/{params.get('version', 'v1')}"
+
+    def partial(obj: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": api_version,
+            "metadata": obj.get("metadata") or {},
+        }
+
+    if not is_list:
+        return partial(document)
+    return {
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": api_version,
+        "metadata": document.get("metadata") or {},
+        "items": [partial(o) for o in document.get("items") or ()],
+    }
+
+
+RENDERERS: dict[str, Renderer] = {
+    "table": render_table,
+    "partial": render_partial,
+}
+
+
+def representation(accept: str | None) -> tuple[str, dict[str, str]]:
+    """``("json", {})``, ``("table", params)``, ``("partial", params)``; 406 when none fits."""
+    try:
+        return tables.parse_accept(accept)
+    except tables.NotAcceptableError as exc:
+        raise ApiError(406, str(exc), "NotAcceptable") from None
 
 
 def negotiate(
     accept: str | None,
+    query: dict[str, str],
     resource: ResourceDef,
-    json_body: Callable[[], bytes],
+    json_body: JsonBody,
     is_list: bool,
 ) -> tuple[str, bytes]:
-    """Pick the representation for a GET or list; returns (content type, body)."""
-    for media in parse_accept(accept):
-        for renderer in RENDERERS:
-            if renderer.accepts(media):
-                document = json.loads(json_body())
-                rendered = renderer.render(resource, document, is_list)
-                return renderer.content_type, json.dumps(rendered, separators=(",", ":")).encode()
-        if _plain_json(media):
-            return "application/json", json_body()
-    raise ApiError(
-        406,
-        f"only the following media types are accepted: application/json (got {accept!r})",
-        "NotAcceptable",
-    )
+    """Pick and render the representation of a GET or list; returns (content type, body)."""
+    kind, params = representation(accept)
+    if kind == "json":
+        return "application/json", json_body()
+    renderer = RENDERERS.get(kind)
+    if renderer is None:
+        raise ApiError(406, f"the {kind} representation is not supported", "NotAcceptable")
+    document = json.loads(json_body())
+    try:
+        rendered = renderer(resource, document, is_list, params, query)
+    except tables.TableRenderError as exc:
+        raise ApiError(400, str(exc), "BadRequest") from None
+    return "application/json", json.dumps(rendered, separators=(",", ":")).encode()
+
+
+def watch_renderer(
+    accept: str | None, query: dict[str, str], resource: ResourceDef
+) -> Callable[[dict[str, Any]], Any] | None:
+    """For a watch asking for Tables: a function turning each event's object into a Table.
+
+    Returns None for plain JSON watches. The first event carries the column definitions;
+    later ones omit them, as the apiserver does.
+    """
+    kind, params = representation(accept)
+    if kind == "json":
+        return None
+    renderer = RENDERERS.get(kind)
+    if renderer is None:
+        raise ApiError(406, f"the {kind} representation is not supported", "NotAcceptable")
+    first = [True]
+
+    def render(obj: dict[str, Any]) -> Any:
+        q = dict(query)
+        if not first[0]:
+            q["noHeaders"] = "true"
+        first[0] = False
+        try:
+            return renderer(resource, obj, False, params, q)
+        except tables.TableRenderError as exc:
+            raise ApiError(400, str(exc), "BadRequest") from None
+
+    return render

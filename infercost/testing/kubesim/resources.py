@@ -25,7 +25,7 @@ def _identity(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class ResourceDef:
     group: str
     version: str
@@ -230,6 +230,7 @@ BUILTINS: tuple[ResourceDef, ...] = (
         storage_plural="events",
         to_storage=_events_v1_to_core,
         from_storage=_core_to_events_v1,
+        converts=True,
     ),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
     _builtin(

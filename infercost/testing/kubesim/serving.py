@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
+import yaml
 
-from .apiserver import Result, Target
+from .apiserver import Result, Target, WatchStream
 from .faults import RequestRecord
 from .status import ApiError, method_not_allowed
 
@@ -155,6 +156,19 @@ class Handler(BaseHTTPRequestHandler):
         verb = ""
         target: Target | None = None
         code = 500
+        logged = False
+
+        def log_it() -> None:
+            self._record(
+                verb,
+                path=path,
+                query=split.query,
+                target=target,
+                code=code,
+                body=body,
+                started=started,
+            )
+
         try:
             body = self._read_body()
             if path.startswith("/_kubesim/"):
@@ -180,7 +194,11 @@ class Handler(BaseHTTPRequestHandler):
                 raise fault
             if verb == "watch":
                 code = 200
-                self._watch(target, query)
+                stream = sim.api.watch(target, query, self.headers.get("Accept"))
+                # A watch is logged when it opens, so tests can wait for it.
+                log_it()
+                logged = True
+                self._watch(stream)
                 return
             result = self._dispatch(verb, target, query, body)
             code = result.code
@@ -197,25 +215,38 @@ class Handler(BaseHTTPRequestHandler):
             code = 500
             self._send_error(ApiError(500, f"Internal error occurred: {exc}", "InternalError", {}))
         finally:
-            if not path.startswith("/_kubesim/"):
-                r = target.resource if target is not None else None
-                sim.request_log.add(
-                    RequestRecord(
-                        verb=verb or self.command.lower(),
-                        method=self.command,
-                        path=path,
-                        query=split.query,
-                        user_agent=self.headers.get("User-Agent", ""),
-                        status=code,
-                        body_size=len(body),
-                        content_type=self.headers.get("Content-Type", ""),
-                        resource=r.qualified if r is not None else "",
-                        namespace=(target.namespace or "") if target is not None else "",
-                        name=(target.name or "") if target is not None else "",
-                        subresource=(target.subresource or "") if target is not None else "",
-                        timestamp=started,
-                    )
-                )
+            if not logged and not path.startswith("/_kubesim/"):
+                log_it()
+
+    def _record(
+        self,
+        verb: str,
+        *,
+        path: str,
+        query: str,
+        target: Target | None,
+        code: int,
+        body: bytes,
+        started: float,
+    ) -> None:
+        r = target.resource if target is not None else None
+        self.server.sim.request_log.add(
+            RequestRecord(
+                verb=verb or self.command.lower(),
+                method=self.command,
+                path=path,
+                query=query,
+                user_agent=self.headers.get("User-Agent", ""),
+                status=code,
+                body_size=len(body),
+                content_type=self.headers.get("Content-Type", ""),
+                resource=r.qualified if r is not None else "",
+                namespace=(target.namespace or "") if target is not None else "",
+                name=(target.name or "") if target is not None else "",
+                subresource=(target.subresource or "") if target is not None else "",
+                timestamp=started,
+            )
+        )
 
     def _verb(self, t: Target, query: dict[str, str], hint: str) -> str:
         method = self.command
@@ -251,18 +282,39 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, verb: str, t: Target, query: dict[str, str], body: bytes) -> Result:
         api = self.server.sim.api
         if verb == "get":
-            return api.get(t, self.headers.get("Accept"))
+            return api.get(t, self.headers.get("Accept"), query)
         if verb == "list":
             return api.list_objects(t, query, self.headers.get("Accept"))
-        if verb == "create":
-            return api.create(t, body, query)
-        if verb == "update":
+        if verb in ("create", "update"):
+            body = self._json_body(body)
+            if verb == "create":
+                return api.create(t, body, query)
             return api.update(t, body, query)
         if verb == "patch":
             return api.patch(t, body, self.headers.get("Content-Type", ""), query)
         if verb == "delete":
             return api.delete(t, body, query)
         return api.delete_collection(t, body, query)
+
+    def _json_body(self, body: bytes) -> bytes:
+        """The request body as JSON; YAML is accepted too, other media types get 415."""
+        media = (self.headers.get("Content-Type") or "application/json").split(";", 1)[0]
+        media = media.strip().lower()
+        if media in ("application/json", ""):
+            return body
+        if media == "application/yaml":
+            try:
+                doc = yaml.safe_load(body.decode())
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise ApiError(400, f"error decoding YAML body: {exc}", "BadRequest") from None
+            return json.dumps(doc).encode()
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f'application/json, application/yaml (got "{media}")',
+            "UnsupportedMediaType",
+            {},
+        )
 
     def _route(self, path: str) -> Route:
         sim = self.server.sim
@@ -369,9 +421,7 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def _watch(self, t: Target, query: dict[str, str]) -> None:
-        api = self.server.sim.api
-        stream = api.watch(t, query)
+    def _watch(self, stream: WatchStream) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")

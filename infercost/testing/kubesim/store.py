@@ -207,7 +207,12 @@ class Store:
         return state
 
     def expire_all(self) -> None:
-        """Make every resourceVersion up to now unavailable for watches and exact lists."""
+        """Make every resourceVersion issued so far unavailable for watches and exact lists.
+
+        The counter moves past them (like an etcd compaction followed by a write), so a fresh
+        list returns a resourceVersion a watch can start from.
+        """
+        self.rv += 1
         self._expired_before = self.rv
         for history in self._history.values():
             history.clear()
