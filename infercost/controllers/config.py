@@ -35,6 +35,9 @@ DEFAULT_DCGM_SELECTORS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dc
 class ConfigError(ValueError):
     """A flag or environment value is invalid; the message names which and why."""
 
+    def __str__(self) -> str:
+        return " ".join(super().__str__().split())
+
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -41,6 +41,9 @@ _SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 class StartupError(Exception):
     """The operator cannot start; the message is the one line shown to the user."""
 
+    def __str__(self) -> str:
+        return " ".join(super().__str__().split())
+
 
 def load_api_client(
     kubeconfig: str | None = None,
@@ -83,8 +86,13 @@ def _from_file(path: Path, context: str | None, source: str) -> Any:
         raise StartupError(f"kubeconfig {path} (from {source}) does not exist")
     try:
         loaded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise StartupError(f"kubeconfig {path} is not readable YAML: {exc}") from exc
+    except OSError as exc:
+        raise StartupError(f"kubeconfig {path} cannot be read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StartupError(f"kubeconfig {path} is not readable YAML: {problem}{where}") from exc
     if not isinstance(loaded, dict) or not loaded.get("clusters"):
         raise StartupError(f"kubeconfig {path} defines no clusters")
     configuration = client.Configuration()
