@@ -270,12 +270,20 @@ def read_tokens(backend: str, body: bytes) -> TokenPage:
     text = check_text(body)
     found = spec.scanner().scan(text, checked=True)
     readings: list[TokenReading] = []
+    seen: set[tuple[str, Labels]] = set()
     for rule in spec.series:
         created = {s.labels: s.value for s in found[rule.created_name]}
         for sample in found[rule.name]:
             if not rule.accepts(sample):
                 continue
-            readings.append(_reading(spec, rule, sample, created.get(sample.labels)))
+            reading = _reading(spec, rule, sample, created.get(sample.labels))
+            if reading.key in seen:
+                raise ScrapeError(
+                    f"{spec.title} page repeats the series {_describe(sample)}",
+                    reason=errors.OTHER,
+                )
+            seen.add(reading.key)
+            readings.append(reading)
     if not readings and not serves_prefix(text, spec.markers):
         expected = ", ".join(spec.counter_names)
         raise MissingMetricsError(

@@ -211,3 +211,12 @@ def test_backend_defaults_follow_the_spec() -> None:
     }
     assert BACKENDS["nim"].default_path == "/v1/metrics"
     assert {b.default_path for n, b in BACKENDS.items() if n != "nim"} == {"/metrics"}
+
+
+def test_a_series_served_twice_is_an_error() -> None:
+    line = b'vllm:prompt_tokens_total{engine="0",model_name="m"} 5\n'
+    with pytest.raises(ScrapeError, match="repeats the series") as info:
+        read_tokens(
+            "vllm", line + line.replace(b'engine="0",model_name="m"', b'model_name="m",engine="0"')
+        )
+    assert info.value.reason == errors.OTHER
