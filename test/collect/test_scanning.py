@@ -13,8 +13,8 @@ from infercost.collect import errors
 from infercost.collect.scanning import MetricsScanner, NotPrometheusTextError, check_text, scan
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "metrics"
-GOOD = sorted(p for p in DATA.iterdir() if not p.name.startswith("bad-"))
-BAD = sorted(p for p in DATA.iterdir() if p.name.startswith("bad-"))
+GOOD = sorted(p for p in DATA.glob("*.txt") if not p.name.startswith("bad-"))
+BAD = sorted(DATA.glob("bad-*"))
 
 
 Row = tuple[tuple[tuple[str, str], ...], float, float | None]
