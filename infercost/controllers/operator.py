@@ -155,6 +155,7 @@ class OperatorContext:
             rules,
             interval_seconds=self.config.status_interval,
             clock=self.clock,
+            metrics=self.metrics,
         )
 
     def controller(

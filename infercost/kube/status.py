@@ -18,6 +18,9 @@ only the fields that differ, with ``metadata.resourceVersion`` in the patch as a
 so a write based on a stale cache fails with 409 instead of overwriting a newer object. A 409
 is reported as :attr:`WriteOutcome.CONFLICT`; the controller then re-reads and recomputes on a
 rate-limited retry. It never retries in a loop itself.
+
+After a write it sets ``infercost_object_last_updated_timestamp_seconds`` from the status's
+``lastUpdated`` (the time of the data), and :meth:`StatusWriter.forget` removes that series.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import attrs
 import structlog
 
 from infercost.kube.clock import Clock, RealClock
+from infercost.kube.health import HealthMetrics
 from infercost.kube.rest import ConflictError, NotFoundError, Resource, RestClient
+from infercost.kube.transforms import parse_time
 
 __all__ = [
     "Change",
@@ -237,8 +242,10 @@ class StatusWriter:
         *,
         interval_seconds: float = 60.0,
         clock: Clock | None = None,
+        metrics: HealthMetrics | None = None,
     ) -> None:
         self.rest = rest
+        self.metrics = metrics
         self.resource = resource
         self.rules = rules or StatusRules.default()
         self.interval_seconds = interval_seconds
@@ -248,9 +255,12 @@ class StatusWriter:
         self._log = log.bind(resource=resource.display)
 
     def forget(self, namespace: str, name: str) -> None:
-        """Drop what is remembered about an object (call when it is deleted)."""
+        """Drop what is remembered about an object, and its last-updated series (call when
+        it is deleted)."""
         with self._lock:
             self._written.pop(f"{namespace}/{name}", None)
+        if self.metrics is not None:
+            self.metrics.object_deleted(self.resource.kind, name, namespace)
 
     def write(
         self, obj: Mapping[str, Any], desired: Mapping[str, Any], *, force: bool = False
@@ -303,6 +313,9 @@ class StatusWriter:
             self.forget(namespace, name)
             return WriteResult(WriteOutcome.GONE, change)
         new_rv = str((result.get("metadata") or {}).get("resourceVersion") or "")
+        data_time = parse_time(desired.get("lastUpdated"))
+        if self.metrics is not None and data_time is not None:
+            self.metrics.object_updated(self.resource.kind, name, namespace, data_time)
         with self._lock:
             self._written[ident] = _Written(now, new_rv, dict(desired))
         self._log.debug(

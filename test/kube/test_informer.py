@@ -373,3 +373,27 @@ def test_cache_converges_and_every_change_reaches_a_reconcile(shared_sim: KubeSi
         inf.stop()
         ctl.join(5)
         inf.join(5)
+
+
+def test_backoff_numbers() -> None:
+    from infercost.kube.clock import FakeClock
+
+    class NoJitter:
+        def random(self) -> float:
+            return 0.0
+
+    clock = FakeClock()
+    backoff = Backoff(clock=clock, rand=NoJitter())  # type: ignore[arg-type]
+    delays = [backoff.step() for _ in range(8)]
+    assert delays == [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0]
+    clock.advance(119)
+    assert backoff.step() == 30.0, "less than 2 minutes since the last backoff: keep growing"
+    clock.advance(120)
+    assert backoff.step() == 0.8, "2 minutes without trouble: start over"
+
+    class FullJitter:
+        def random(self) -> float:
+            return 1.0
+
+    jittered = Backoff(clock=clock, rand=FullJitter())  # type: ignore[arg-type]
+    assert jittered.step() == 1.6, "jitter 1.0 adds up to 100 % of the base"

@@ -178,9 +178,23 @@ def test_write_sends_only_changed_fields_with_a_resource_version_precondition(
     kube: KubeEnv,
 ) -> None:
     created = kube.rest.create(REPORTS, report("r"), NS)
-    writer = StatusWriter(kube.rest, REPORTS, RULES, clock=FakeClock())
-    first = writer.write(created, {"inputTokens": 1, "estimatedCostUSD": 2.0, "period": "p"})
+    metrics = HealthMetrics(CollectorRegistry())
+    writer = StatusWriter(kube.rest, REPORTS, RULES, clock=FakeClock(), metrics=metrics)
+    first = writer.write(
+        created,
+        {
+            "inputTokens": 1,
+            "estimatedCostUSD": 2.0,
+            "period": "p",
+            "lastUpdated": "2026-11-27T10:00:00Z",
+        },
+    )
     assert first.outcome is WriteOutcome.WRITTEN and first.change is Change.SIGNIFICANT
+    series = {"kind": "UsageReport", "object": "r", "object_namespace": NS}
+    assert (
+        metrics.registry.get_sample_value("infercost_object_last_updated_timestamp_seconds", series)
+        == 1795773600.0
+    )
     obj = first.object
     second = writer.write(obj, {"inputTokens": 2, "estimatedCostUSD": 2.0, "period": "p"})
     assert second.outcome is WriteOutcome.WRITTEN
@@ -188,7 +202,7 @@ def test_write_sends_only_changed_fields_with_a_resource_version_precondition(
         "inputTokens": 2,
         "estimatedCostUSD": 2.0,
         "period": "p",
-    }
+    }, "lastUpdated was removed by the patch (null), the rest kept"
     # Writing from the stale first object: the precondition fails with 409, nothing changes.
     stale = writer.write(created, {"inputTokens": 3, "period": "p"})
     assert stale.outcome is WriteOutcome.CONFLICT
@@ -200,6 +214,10 @@ def test_write_sends_only_changed_fields_with_a_resource_version_precondition(
     kube.rest.delete(REPORTS, "r", NS)
     gone = writer.write(second.object, {"inputTokens": 9})
     assert gone.outcome is WriteOutcome.GONE
+    assert (
+        metrics.registry.get_sample_value("infercost_object_last_updated_timestamp_seconds", series)
+        is None
+    ), "a deleted object's series disappears"
 
 
 def test_requeue_after_result_uses_the_queue_clock() -> None:
