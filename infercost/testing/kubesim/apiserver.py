@@ -26,6 +26,7 @@ import attrs
 import structlog
 
 from . import schema as schemas
+from . import tables
 from .faults import Faults
 from .patching import patch_function
 from .rendering import negotiate, watch_renderer
@@ -444,6 +445,8 @@ class ApiServer:
                 crd_resources(obj)
             except CrdError as exc:
                 errors += [FieldError(reason, field, msg) for reason, field, msg in exc.errors]
+            else:
+                errors += _crd_version_errors(obj)
         if errors:
             raise invalid(r.kind, r.group, name, errors)
         return warnings
@@ -1136,6 +1139,53 @@ class ApiServer:
         doc = json.loads(result.body)
         assert isinstance(doc, dict)
         return doc
+
+
+def _crd_version_errors(crd: dict[str, Any]) -> list[FieldError]:
+    """Printer columns that do not parse and schema patterns that do not compile."""
+    errors: list[FieldError] = []
+    for i, version in enumerate((crd.get("spec") or {}).get("versions") or ()):
+        if not isinstance(version, dict):
+            continue
+        for j, column in enumerate(version.get("additionalPrinterColumns") or ()):
+            try:
+                tables.PrinterColumn.from_crd(column)
+            except tables.TableRenderError as exc:
+                errors.append(
+                    FieldError(
+                        "FieldValueInvalid",
+                        f"spec.versions[{i}].additionalPrinterColumns[{j}]",
+                        f"Invalid value: {schemas.go_repr(column)}: {exc}",
+                    )
+                )
+        root = ((version.get("schema") or {}).get("openAPIV3Schema")) or {}
+        base = f"spec.versions[{i}].schema.openAPIV3Schema"
+        for path, pattern in _schema_patterns(root, base):
+            if schemas.compile_pattern(pattern) is None:
+                errors.append(
+                    FieldError(
+                        "FieldValueInvalid",
+                        f"{path}.pattern",
+                        f"Invalid value: {json.dumps(pattern)}: must be a valid regular "
+                        "expression, but isn't",
+                    )
+                )
+    return errors
+
+
+def _schema_patterns(schema: Any, path: str) -> Iterator[tuple[str, str]]:
+    if not isinstance(schema, dict):
+        return
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        yield path, pattern
+    for name, sub in (schema.get("properties") or {}).items():
+        yield from _schema_patterns(sub, f"{path}.properties[{name}]")
+    for key in ("items", "additionalProperties", "not"):
+        yield from _schema_patterns(schema.get(key), f"{path}.{key}")
+    for key in ("allOf", "anyOf", "oneOf"):
+        for k, sub in enumerate(schema.get(key) or ()):
+            yield from _schema_patterns(sub, f"{path}.{key}[{k}]")
 
 
 def _sort_key(key: ObjKey) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import functools
 import ipaddress
 import json
 import math
@@ -264,6 +265,26 @@ def _format_ok(fmt: str, value: str) -> bool:
     return True
 
 
+_INLINE_FLAGS = re.compile(r"\(\?([imsU]+)\)")
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> re.Pattern[str] | None:
+    """Compile a schema ``pattern`` (Go RE2 syntax) for Python; None when it cannot be.
+
+    RE2 allows inline flag groups such as ``(?i)`` anywhere; Python only at the start, so they
+    are moved there. ``\\z`` (end of text) becomes Python's ``\\Z``.
+    """
+    flags = "".join(sorted(set("".join(_INLINE_FLAGS.findall(pattern))) - {"U"}))
+    text = _INLINE_FLAGS.sub("", pattern).replace("\\z", "\\Z")
+    if flags:
+        text = f"(?{flags}){text}"
+    try:
+        return re.compile(text)
+    except re.error:
+        return None
+
+
 def _type_ok(expected: str, value: Any) -> bool:
     if expected == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
@@ -397,11 +418,8 @@ def _validate_string(
         _invalid(errors, path, value, f"should be at least {min_len} chars long")
     pattern = schema.get("pattern")
     if pattern is not None:
-        try:
-            matched = re.search(pattern, value) is not None
-        except re.error:
-            matched = True
-        if not matched:
+        compiled = compile_pattern(pattern)
+        if compiled is not None and compiled.search(value) is None:
             _invalid(errors, path, value, f"should match '{pattern}'")
     fmt = schema.get("format")
     if fmt and not _format_ok(fmt, value):

@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -43,6 +44,17 @@ SERVER_VERSION = {
 }
 
 _NOT_FOUND = ApiError(404, "the server could not find the requested resource", "NotFound", {})
+
+# Extra GET documents by path prefix (e.g. "/openapi/v2"): (sim, path, query) -> (type, body).
+DocumentFn = Callable[["KubeSim", str, dict[str, str]], tuple[str, bytes]]
+DOCUMENTS: dict[str, DocumentFn] = {}
+
+
+def _document_for(path: str) -> DocumentFn | None:
+    for prefix, fn in DOCUMENTS.items():
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return fn
+    return None
 
 
 class Route:
@@ -85,6 +97,9 @@ class Handler(BaseHTTPRequestHandler):
     server: SimHTTPServer
     server_version = "kubesim"
     sys_version = ""
+
+    def version_string(self) -> str:
+        return "kubesim"
 
     def setup(self) -> None:
         super().setup()
@@ -175,6 +190,15 @@ class Handler(BaseHTTPRequestHandler):
                 self._control(path, body)
                 return
             sim.faults.delay()
+            document = _document_for(path)
+            if document is not None:
+                verb = "get"
+                if self.command not in ("GET", "HEAD"):
+                    raise method_not_allowed()
+                content_type, payload = document(sim, path, query)
+                code = 200
+                self._send(Result(200, payload, content_type))
+                return
             route = self._route(path)
             if route.document is not None:
                 verb = "get"

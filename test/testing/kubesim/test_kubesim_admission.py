@@ -320,3 +320,68 @@ def test_invalid_crd_is_rejected(api: Any) -> None:
         ext.create_custom_resource_definition(crd)
     assert exc.value.status == 422
     assert json.loads(exc.value.body)["details"]["causes"][0]["field"] == "metadata.name"
+
+
+def test_crd_with_bad_printer_column_or_pattern_is_rejected(api: Any) -> None:
+    ext = client.ApiextensionsV1Api(api)
+    version: dict[str, Any] = {
+        "name": "v1",
+        "served": True,
+        "storage": True,
+        "schema": {
+            "openAPIV3Schema": {
+                "type": "object",
+                "properties": {
+                    "spec": {
+                        "type": "object",
+                        "properties": {"x": {"type": "string", "pattern": "(unclosed"}},
+                    }
+                },
+            }
+        },
+        "additionalPrinterColumns": [{"name": "X", "type": "widget", "jsonPath": ".spec.x"}],
+    }
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.demo.io"},
+        "spec": {
+            "group": "demo.io",
+            "scope": "Namespaced",
+            "names": {"plural": "things", "kind": "Thing"},
+            "versions": [version],
+        },
+    }
+    with pytest.raises(ApiException) as exc:
+        ext.create_custom_resource_definition(crd)
+    fields = [c["field"] for c in json.loads(exc.value.body)["details"]["causes"]]
+    assert fields == [
+        "spec.versions[0].additionalPrinterColumns[0]",
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[x].pattern",
+    ]
+
+
+def test_pattern_with_inline_flags(co: client.CustomObjectsApi, sim: KubeSim) -> None:
+    # The shipped PrometheusRule CRD uses RE2's "(?i)" in the middle of a pattern.
+    from infercost.testing.kubesim.fixtures import SHIPPED_CRDS
+
+    sim.apply_crds(SHIPPED_CRDS)
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "r"},
+        "spec": {
+            "groups": [
+                {"name": "g", "partial_response_strategy": "WARN", "rules": [{"expr": "up"}]}
+            ]
+        },
+    }
+    co.create_namespaced_custom_object(
+        "monitoring.coreos.com", "v1", "default", "prometheusrules", rule
+    )
+    rule["metadata"]["name"] = "bad"
+    rule["spec"]["groups"][0]["partial_response_strategy"] = "maybe"
+    with pytest.raises(client.exceptions.UnprocessableEntityException):
+        co.create_namespaced_custom_object(
+            "monitoring.coreos.com", "v1", "default", "prometheusrules", rule
+        )

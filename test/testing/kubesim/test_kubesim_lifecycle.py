@@ -225,7 +225,7 @@ def test_apply_crds_after_start(sim: KubeSim, tmp_path: Any) -> None:
     assert resp.status_code == 200 and resp.json()["kind"] == "LateList"
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: CustomResourceDefinition\nmetadata: {name: x}\nspec: {}\n")
-    with pytest.raises(ValueError, match="bad.yaml"):
+    with pytest.raises(ValueError, match=r"bad\.yaml"):
         sim.apply_crds(bad)
 
 

@@ -76,6 +76,7 @@ def test_standalone_reports_bad_arguments(tmp_path: Path) -> None:
             str(tmp_path / "nope"),
         ],
         capture_output=True,
+        check=False,
         text=True,
         timeout=30,
     )
@@ -84,6 +85,7 @@ def test_standalone_reports_bad_arguments(tmp_path: Path) -> None:
     bad = subprocess.run(
         [sys.executable, "-m", "infercost.testing.kubesim", "--port", "0", "--watch-history", "0"],
         capture_output=True,
+        check=False,
         text=True,
         timeout=30,
     )
