@@ -553,3 +553,7 @@ def run_operator(config: OperatorConfig) -> int:
     except StartupError as exc:
         print(f"infercost run: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug must still end in one readable line
+        message = " ".join(str(exc).split())
+        print(f"infercost run: error: unexpected {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1

@@ -15,7 +15,8 @@ The loop follows client-go's reflector, ported to one thread per informer:
 3. ``410 GoneError`` (the resourceVersion fell out of the server's history, as an HTTP status or an
    ERROR event) relists. Other failures (connection errors, 429, 5xx, read timeouts) re-watch
    from the last resourceVersion after a backoff of 800 ms doubling to 30 s with jitter, reset
-   after 2 minutes without trouble; 403/404 and undecodable streams relist after the backoff.
+   after 2 minutes without trouble (longer when a 429 says Retry-After, up to 30 s); 403/404
+   and undecodable streams relist after the backoff.
    Every restart that is not a normal end of a watch counts in
    ``infercost_watch_restarts_total{resource}`` and is logged.
 
@@ -254,6 +255,8 @@ class Informer:
                     list_rv = ""
                 if restart.backoff:
                     delay = self._backoff.step()
+                    if isinstance(restart.error, ApiError) and restart.error.retry_after:
+                        delay = max(delay, min(restart.error.retry_after, self._backoff.cap))
                     if self._clock.sleep(delay, self._stop):
                         break
             except Exception as exc:  # a bug must not kill the informer silently

@@ -96,6 +96,8 @@ def test_profile_change_enqueues_its_reports(kube: KubeEnv) -> None:
         profiles.stop()
         reports.stop()
         ctl.join(5)
+        profiles.join(5)
+        reports.join(5)
     assert (
         sample(metrics, "infercost_reconcile_total", controller="usagereport", result="success")
         >= 5
