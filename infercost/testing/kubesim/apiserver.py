@@ -340,6 +340,11 @@ class ApiServer:
                 "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
                 "resourceVersionMatch to NotOlderThan"
             )
+        if initial and not bookmarks:
+            raise bad_request(
+                "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting "
+                "allowWatchBookmarks to true"
+            )
         as_table = watch_renderer(accept, query, r)
 
         def render(stored: Stored) -> bytes:

@@ -235,3 +235,10 @@ def test_namespace_deletion_does_not_cascade(core: client.CoreV1Api) -> None:
     core.delete_namespace("team-a")
     with pytest.raises(client.exceptions.NotFoundException):
         core.create_namespaced_config_map("team-a", cm("y"))
+
+
+def test_dependents_in_other_namespaces_are_not_collected(core: client.CoreV1Api) -> None:
+    owner = core.create_namespaced_config_map("default", cm("owner"))
+    core.create_namespaced_config_map("kube-system", cm("elsewhere", [owner_ref(owner)]))
+    core.delete_namespaced_config_map("owner", "default")
+    assert names(core, "kube-system") == ["elsewhere"]

@@ -324,3 +324,49 @@ def test_watch_table_for_kubectl_get_watch(sim: KubeSim, core: client.CoreV1Api)
     assert events[0]["type"] == "ADDED"
     assert events[0]["object"]["kind"] == "Table"
     assert events[0]["object"]["rows"][0]["cells"][0] == "a"
+
+
+def test_legacy_watch_path_and_watch_errors(sim: KubeSim, core: client.CoreV1Api) -> None:
+    core.create_namespaced_config_map("default", cm("a"))
+    events = stream_events(sim, "/api/v1/watch/namespaces/default/configmaps", timeoutSeconds=1)
+    assert [e["object"]["metadata"]["name"] for e in events] == ["a"]
+    bad = requests.get(
+        f"{sim.url}/api/v1/namespaces/default/configmaps",
+        params={
+            "watch": "true",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+        },
+        timeout=5,
+    )
+    assert bad.status_code == 400 and "allowWatchBookmarks" in bad.json()["message"]
+    missing = requests.get(f"{sim.url}/apis/example.kubesim.io/v1/things?watch=true", timeout=5)
+    assert missing.status_code == 404
+
+
+def test_abrupt_drop_cuts_the_connection(sim: KubeSim, core: client.CoreV1Api) -> None:
+    failure: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            with requests.get(
+                f"{sim.url}/api/v1/namespaces/default/configmaps",
+                params={"watch": "true", "timeoutSeconds": "30"},
+                stream=True,
+                timeout=30,
+            ) as resp:
+                for _ in resp.iter_lines():
+                    pass
+        except requests.exceptions.RequestException as exc:
+            failure.append(exc)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    deadline = time.monotonic() + 5
+    while not any(r.verb == "watch" for r in sim.requests()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    sim.faults.drop_watches(abrupt=True)
+    t.join(5)
+    assert not t.is_alive()
+    assert failure, "an abrupt drop must look like a broken connection, not a clean end"
