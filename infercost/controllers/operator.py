@@ -53,7 +53,7 @@ from infercost.kube.client import (
 )
 from infercost.kube.clock import Clock, RealClock
 from infercost.kube.controller import Controller, Reconcile
-from infercost.kube.events import EventRecorder
+from infercost.kube.events import EventRecorder, ObjectRef
 from infercost.kube.health import HealthMetrics
 from infercost.kube.informer import Informer, InformerFactory
 from infercost.kube.leaderelection import LeaderElector, default_identity
@@ -147,6 +147,10 @@ class OperatorContext:
     def custom_informer(self, kind: str) -> Informer:
         """The shared informer of CostProfiles, UsageReports or TokenBudgets (by kind)."""
         return self.informers.informer(CUSTOM_RESOURCES[kind])
+
+    def object_ref(self, kind: str, obj: Any) -> ObjectRef:
+        """The Event reference of a cached CostProfile/UsageReport/TokenBudget."""
+        return ObjectRef.of(obj, CUSTOM_RESOURCES[kind])
 
     def status_writer(self, kind: str, rules: StatusRules | None = None) -> StatusWriter:
         return StatusWriter(

@@ -153,3 +153,37 @@ def test_registering_after_start_is_refused(kube: KubeEnv) -> None:
             op.register(ComponentSpec("late", lambda ctx: FakeComponent("late", [])))
     finally:
         op.shutdown()
+
+
+def test_clock_offset_shifts_the_operators_now(kube: KubeEnv) -> None:
+    import time as _time
+
+    op = Operator(config(kube, clock_offset=-120.0), registry=CollectorRegistry(), components=[])
+    assert abs(op.clock.time() - (_time.time() - 120)) < 1
+
+
+def test_context_helpers(kube: KubeEnv) -> None:
+    seen: dict = {}
+
+    def build(ctx: OperatorContext) -> FakeComponent:
+        seen["informer"] = ctx.custom_informer("CostProfile")
+        seen["same"] = ctx.custom_informer("CostProfile") is seen["informer"]
+        seen["writer"] = ctx.status_writer("UsageReport")
+        seen["ref"] = ctx.object_ref("TokenBudget", {"metadata": {"name": "b", "namespace": "n"}})
+        return FakeComponent("x", [])
+
+    op = Operator(
+        config(kube, leader_elect=False, status_interval=45.0),
+        registry=CollectorRegistry(),
+        components=[ComponentSpec("x", build)],
+    )
+    op.start()
+    try:
+        assert seen["same"] and seen["informer"].resource.plural == "costprofiles"
+        assert seen["writer"].interval_seconds == 45.0
+        assert seen["writer"].resource.kind == "UsageReport"
+        assert seen["ref"].kind == "TokenBudget" and seen["ref"].api_version.startswith(
+            "finops.infercost.ai/"
+        )
+    finally:
+        op.shutdown()
