@@ -2,8 +2,9 @@
 
 ``PATCH_TYPES`` maps a patch media type to ``apply(current, body, resource) -> patched``;
 the request handler looks the Content-Type up here and nowhere else, so a new patch type
-(strategic merge patch for built-in kinds) plugs in by replacing one entry. Semantics follow
-RFC 7386 (JSON merge patch) and RFC 6902 (JSON patch), as the apiserver applies them
+plugs in as one entry (strategic merge patch for built-in kinds lives in :mod:`.strategic`).
+Semantics follow RFC 7386 (JSON merge patch) and RFC 6902 (JSON patch), as the apiserver applies
+them
 (kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/).
 Failures raise :class:`~.status.ApiError` with the apiserver's code.
 """
@@ -15,6 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from . import strategic
 from .resources import ResourceDef
 from .status import ApiError, bad_request
 
@@ -237,11 +239,7 @@ def apply_json_patch(current: dict[str, Any], body: bytes, resource: ResourceDef
 def apply_strategic_merge_patch(
     current: dict[str, Any], body: bytes, resource: ResourceDef
 ) -> dict[str, Any]:
-    """Strategic merge patch for built-in kinds; custom resources reject it like the apiserver.
-
-    Until a schema-aware strategic merge is plugged in, lists are replaced as in a merge patch
-    and the ``$patch``/``$retainKeys`` directives are honoured only at the object level.
-    """
+    """Strategic merge patch for built-in kinds; custom resources reject it like the apiserver."""
     if resource.is_crd_resource:
         raise ApiError(
             415,
@@ -255,19 +253,12 @@ def apply_strategic_merge_patch(
             "json: cannot unmarshal " + _json_kind(patch) + " into Go value of type "
             "map[string]interface {}"
         )
-    result = merge(current, _strip_directives(patch))
-    assert isinstance(result, dict)
-    return result
-
-
-def _strip_directives(patch: Any) -> Any:
-    if isinstance(patch, dict):
-        return {
-            k: _strip_directives(v)
-            for k, v in patch.items()
-            if not (k.startswith("$") or k.startswith("$setElementOrder/"))
-        }
-    return patch
+    try:
+        return strategic.strategic_merge_patch(
+            current, patch, group=resource.group, kind=resource.kind
+        )
+    except strategic.StrategicMergePatchError as exc:
+        raise ApiError(422, str(exc), "Invalid") from None
 
 
 def reject_apply(current: dict[str, Any], body: bytes, resource: ResourceDef) -> dict[str, Any]:

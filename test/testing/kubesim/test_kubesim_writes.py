@@ -306,3 +306,23 @@ def test_method_not_allowed(sim: KubeSim) -> None:
     assert resp.status_code == 405
     resp = requests.get(f"{sim.url}/apis/nothing.io/v1/things", timeout=5)
     assert resp.status_code == 404 and resp.json()["kind"] == "Status"
+
+
+def test_strategic_merge_patch_merges_containers_by_name(core: client.CoreV1Api) -> None:
+    core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [
+                    {"name": "server", "image": "vllm:1"},
+                    {"name": "sidecar", "image": "envoy:1"},
+                ]
+            },
+        },
+    )
+    patched = core.patch_namespaced_pod(
+        "p", "default", {"spec": {"containers": [{"name": "server", "image": "vllm:2"}]}}
+    )
+    images = {c.name: c.image for c in patched.spec.containers}
+    assert images == {"server": "vllm:2", "sidecar": "envoy:1"}
