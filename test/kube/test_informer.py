@@ -397,3 +397,13 @@ def test_backoff_numbers() -> None:
 
     jittered = Backoff(clock=clock, rand=FullJitter())  # type: ignore[arg-type]
     assert jittered.step() == 1.6, "jitter 1.0 adds up to 100 % of the base"
+
+
+def test_paginated_initial_list(kube: KubeEnv, started) -> None:
+    for i in range(7):
+        kube.rest.create(PODS, pod(f"p{i}"), NS)
+    inf = started(fast_informer(kube.rest, page_size=3))
+    assert len(inf.store) == 7
+    lists = [r for r in kube.sim.requests() if r.verb == "list" and r.resource == "pods"]
+    assert len(lists) == 3
+    assert "continue=" in lists[1].query and "limit=3" in lists[1].query
