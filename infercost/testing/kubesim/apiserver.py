@@ -668,6 +668,8 @@ class ApiServer:
                 spec["clusterIP"] = self._allocate_ip()
                 spec["clusterIPs"] = [spec["clusterIP"]]
             obj["spec"] = spec
+        elif r.storage_key == "secrets" and not obj.get("type"):
+            obj["type"] = "Opaque"
         elif r.storage_key == _CRD_KEY:
             obj["status"] = self._crd_status(obj)
         return obj

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 import structlog
 import yaml
 
+from . import protobuf
 from .apiserver import Result, Target, WatchStream
 from .faults import RequestRecord
 from .status import ApiError, method_not_allowed
@@ -322,11 +323,16 @@ class Handler(BaseHTTPRequestHandler):
         return api.delete_collection(t, body, query)
 
     def _json_body(self, body: bytes) -> bytes:
-        """The request body as JSON; YAML is accepted too, other media types get 415."""
+        """The request body as JSON; YAML and (for a few kinds) protobuf are accepted too."""
         media = (self.headers.get("Content-Type") or "application/json").split(";", 1)[0]
         media = media.strip().lower()
         if media in ("application/json", ""):
             return body
+        if media == protobuf.MEDIA_TYPE:
+            try:
+                return json.dumps(protobuf.decode_object(body)).encode()
+            except protobuf.ProtobufError as exc:
+                raise ApiError(415, str(exc), "UnsupportedMediaType", {}) from None
         if media == "application/yaml":
             try:
                 doc = yaml.safe_load(body.decode())

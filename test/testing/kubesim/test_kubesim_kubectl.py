@@ -119,3 +119,16 @@ def test_not_found_and_conflict_messages(kubectl: Any) -> None:
     kubectl("create", "--validate=false", "-f", "-", stdin=WIDGET)
     again = kubectl("create", "--validate=false", "-f", "-", stdin=WIDGET, ok=False)
     assert 'widgets.example.kubesim.io "w1" already exists' in again.stderr
+
+
+def test_typed_create_commands_send_protobuf(kubectl: Any, sim: KubeSim) -> None:
+    kubectl("create", "namespace", "team-a")
+    kubectl("create", "configmap", "settings", "-n", "team-a", "--from-literal=pue=1.3")
+    kubectl("create", "secret", "generic", "token", "-n", "team-a", "--from-literal=t=abc")
+    kubectl("create", "serviceaccount", "infercost", "-n", "team-a")
+    cm = json.loads(kubectl("get", "cm", "settings", "-n", "team-a", "-o", "json").stdout)
+    assert cm["data"] == {"pue": "1.3"}
+    secret = json.loads(kubectl("get", "secret", "token", "-n", "team-a", "-o", "json").stdout)
+    assert secret["type"] == "Opaque" and secret["data"] == {"t": "YWJj"}
+    content_types = {r.content_type for r in sim.requests() if r.verb == "create"}
+    assert "application/vnd.kubernetes.protobuf" in content_types
