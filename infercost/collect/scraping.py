@@ -265,6 +265,7 @@ class Scraper:
         sock = conn.sock
         assert sock is not None
         token = self._watchdog.watch(deadline, sock)
+        response: http.client.HTTPResponse | None = None
         try:
             sock.settimeout(self._remaining(deadline))
             conn.request(
@@ -302,10 +303,13 @@ class Scraper:
             if length and length.strip().isdigit() and size < int(length):
                 raise http.client.IncompleteRead(b"".join(chunks), int(length) - size)
             keep = not response.will_close
-            response.close()  # marks the exchange done so the connection can be reused
             return status, b"".join(chunks), keep
         finally:
             self._watchdog.release(token)
+            if response is not None:
+                # marks the exchange done (the connection can be reused) or, on an error,
+                # releases the socket's file object so that closing the connection closes it
+                response.close()
 
     def _classify(self, exc: BaseException, target: ScrapeTarget, deadline: float) -> ScrapeError:
         where = target.url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -18,32 +19,41 @@ from infercost.collect.scraping import (
     ScrapeTarget,
     pod_scrape_state,
 )
+from infercost.testing.simservers.farm import ServerFarm
 from infercost.testing.simservers.httpserver import Fault, PageServer
 from infercost.testing.simservers.servers import LoopbackPool, bind
 
 PAGE = b'# TYPE vllm:prompt_tokens_total counter\nvllm:prompt_tokens_total{model_name="m"} 42\n'
 
 
-@pytest.fixture
-def servers(loopback_pool: LoopbackPool) -> Iterator[list[PageServer]]:
-    started: list[PageServer] = []
-    yield started
+@pytest.fixture(scope="module")
+def farm() -> Iterator[ServerFarm]:
+    with ServerFarm() as shared:
+        yield shared
+
+
+@pytest.fixture(params=["threaded", "farm"])
+def serve(request, loopback_pool: LoopbackPool, farm: ServerFarm):  # type: ignore[no-untyped-def]
+    """Start a page server; every test runs against both server implementations."""
+    started: list = []  # type: ignore[type-arg]
+    factory = PageServer if request.param == "threaded" else farm.add
+
+    def start(page: bytes = PAGE, port: int = 8000):  # type: ignore[no-untyped-def]
+        server = bind(loopback_pool, lambda ip: factory(ip, port, lambda: page))
+        started.append(server)
+        return server
+
+    yield start
     for server in started:
         server.stop()
         loopback_pool.release(server.host)
 
 
-@pytest.fixture
-def serve(servers: list[PageServer], loopback_pool: LoopbackPool):  # type: ignore[no-untyped-def]
-    def start(page: bytes = PAGE, port: int = 8000) -> PageServer:
-        server = bind(loopback_pool, lambda ip: PageServer(ip, port, lambda: page))
-        servers.append(server)
-        return server
-
-    return start
-
-
-def target(server: PageServer, key: str = "t", path: str = "/metrics") -> ScrapeTarget:
+def target(
+    server,  # type: ignore[no-untyped-def]
+    key: str = "t",
+    path: str = "/metrics",
+) -> ScrapeTarget:
     return ScrapeTarget(key, server.host, server.port, path)
 
 
@@ -207,3 +217,19 @@ def test_settings_are_validated_and_a_closed_scraper_refuses_work() -> None:
     scraper.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         scraper.scrape([])
+
+
+def test_a_farm_serves_hundreds_of_endpoints_from_one_thread(
+    farm: ServerFarm, loopback_pool: LoopbackPool
+) -> None:
+    threads_before = threading.active_count()
+    servers = [bind(loopback_pool, lambda ip: farm.add(ip, 8000, lambda: PAGE)) for _ in range(300)]
+    assert threading.active_count() == threads_before
+    try:
+        with Scraper(concurrency=32) as scraper:
+            results = scraper.scrape([target(s, str(i)) for i, s in enumerate(servers)])
+        assert all(r.ok and r.body == PAGE for r in results)
+    finally:
+        for server in servers:
+            server.stop()
+            loopback_pool.release(server.host)

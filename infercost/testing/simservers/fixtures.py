@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from infercost.testing.simservers.farm import ServerFarm
 from infercost.testing.simservers.servers import (
     LoopbackPool,
     SimClock,
@@ -27,13 +28,16 @@ from infercost.testing.simservers.servers import (
 class SimServers:
     """Starts simulated servers on distinct loopback addresses and stops them all at the end."""
 
-    def __init__(self, pool: LoopbackPool, clock: SimClock):
+    def __init__(self, pool: LoopbackPool, clock: SimClock, farm: ServerFarm | None = None):
         self.pool = pool
         self.clock = clock
+        self.farm = farm
         self.started: list[SimInferenceServer | SimDcgmExporter] = []
 
     def inference(self, backend: str, **options: Any) -> SimInferenceServer:
         options.setdefault("clock", self.clock)
+        if self.farm is not None:
+            options.setdefault("http_factory", self.farm.add)
         holder: list[SimInferenceServer] = []
 
         def make(ip: str) -> Any:
@@ -47,6 +51,8 @@ class SimServers:
 
     def dcgm(self, **options: Any) -> SimDcgmExporter:
         options.setdefault("clock", self.clock)
+        if self.farm is not None:
+            options.setdefault("http_factory", self.farm.add)
         holder: list[SimDcgmExporter] = []
 
         def make(ip: str) -> Any:
@@ -73,6 +79,17 @@ def loopback_pool() -> LoopbackPool:
 @pytest.fixture
 def sim_clock() -> SimClock:
     return SimClock()
+
+
+@pytest.fixture
+def sim_farm_servers(loopback_pool: LoopbackPool, sim_clock: SimClock) -> Iterator[SimServers]:
+    """Like ``sim_servers``, but every server shares one event loop (for many servers)."""
+    with ServerFarm() as farm:
+        servers = SimServers(loopback_pool, sim_clock, farm)
+        try:
+            yield servers
+        finally:
+            servers.stop_all()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import errno
 import http.server
 import socket
 import socketserver
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,12 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def __init__(self, address: tuple[str, int], owner: PageServer):
         self.owner = owner
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # clients that hang up (timeouts, body caps) are part of the scenarios, not errors
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from infercost.testing.simservers.httpserver import (
     Fault,
@@ -25,6 +26,8 @@ from infercost.testing.simservers.httpserver import (
 from infercost.testing.simservers.pages import GpuState, ModelCounters, render, render_dcgm
 
 Clock = Callable[[], float]
+HttpFactory = Callable[..., Any]
+"""``PageServer`` or ``ServerFarm.add``: (host, port, render, paths=...) → an endpoint."""
 
 DEFAULT_PORTS = {
     "vllm": 8000,
@@ -136,6 +139,7 @@ class SimInferenceServer:
         engines: int = 1,
         clock: Clock = time.time,
         render_options: dict[str, object] | None = None,
+        http_factory: HttpFactory | None = None,
     ):
         if backend not in DEFAULT_PORTS:
             raise ValueError(f"unknown simulated backend {backend!r}")
@@ -157,7 +161,7 @@ class SimInferenceServer:
         self._last = now
         self._lock = threading.RLock()
         path = "/v1/metrics" if backend == "nim" else "/metrics"
-        self.http = PageServer(
+        self.http = (http_factory or PageServer)(
             host, port if port is not None else DEFAULT_PORTS[backend], self.page, paths=(path,)
         )
 
@@ -313,6 +317,7 @@ class SimDcgmExporter:
         pod_mapping: bool = True,
         clock: Clock = time.time,
         model_name: str = "NVIDIA H100 80GB HBM3",
+        http_factory: HttpFactory | None = None,
     ):
         if isinstance(gpus, int):
             rng = random.Random(f"{node}/{host}")
@@ -338,7 +343,7 @@ class SimDcgmExporter:
         self._energy_exact: dict[int, float] = {g.index: float(g.energy_mj) for g in self.gpus}
         self._last = clock()
         self._lock = threading.RLock()
-        self.http = PageServer(host, port, self.page)
+        self.http = (http_factory or PageServer)(host, port, self.page, paths=("/metrics",))
 
     @property
     def host(self) -> str:
