@@ -226,8 +226,14 @@ def _merge_map(
             base = current if isinstance(current, dict) else {}
             original[key] = _merge_map(base, value, field_meta, field_path)
         elif isinstance(value, list):
-            base_list = current if isinstance(current, list) else []
-            original[key] = _merge_list_field(base_list, value, field_meta, field_path)
+            if current is None:
+                # A new field: nulls and directives are dropped, as decoding into the typed
+                # object does on a real server.
+                original[key] = _merge_list_field([], value, field_meta, field_path, new=True)
+            elif not isinstance(current, list):
+                original[key] = copy.deepcopy(value)
+            else:
+                original[key] = _merge_list_field(current, value, field_meta, field_path)
         else:
             original[key] = copy.deepcopy(value)
 
@@ -283,11 +289,13 @@ def _strip(value: Any, meta: PatchMeta, path: str) -> Any:
 
 
 def _merge_list_field(
-    original: list[Any], patch: list[Any], meta: PatchMeta, path: str
+    original: list[Any], patch: list[Any], meta: PatchMeta, path: str, *, new: bool = False
 ) -> list[Any]:
     if not meta.merges_list:
-        # No merge strategy: the list is atomic and replaced (directive elements dropped).
-        return [_strip(item, meta.items or _UNKNOWN, path) for item in patch]
+        # No merge strategy: the list is atomic and replaced by the patch's list.
+        if new:
+            return [_strip(item, meta.items or _UNKNOWN, path) for item in patch]
+        return copy.deepcopy(patch)
     if meta.merge_key:
         return _merge_keyed_list(original, patch, meta, path)
     return _merge_primitive_list(original, patch, path)

@@ -10,6 +10,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from infercost.testing.kubesim.strategic import (
     StrategicMergePatchError,
@@ -394,3 +396,42 @@ def test_kubectl_style_three_way_patch_round_trip() -> None:
     assert result["metadata"]["annotations"][
         "kubectl.kubernetes.io/last-applied-configuration"
     ] == ("{...}")
+
+
+# --- property: without merge metadata or directives, a strategic merge patch is RFC 7386 -------
+
+_keys = st.sampled_from(["a", "b", "c", "spec", "data"])
+_scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3)
+# Lists hold no nulls: a list that is new to the object loses nulls inside its elements on a
+# real server (typed decoding), which RFC 7386 does not do.
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(st.booleans() | st.integers(-5, 5), max_size=3)
+        | st.dictionaries(_keys, inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _rfc7386(target: Any, patch: Any) -> Any:
+    """MergePatch(Target, Patch) exactly as written in RFC 7386 section 2."""
+    if isinstance(patch, dict):
+        result = dict(target) if isinstance(target, dict) else {}
+        for name, value in patch.items():
+            if value is None:
+                result.pop(name, None)
+            else:
+                result[name] = _rfc7386(result.get(name), value)
+        return result
+    return patch
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    original=st.dictionaries(_keys, _json, max_size=4),
+    patch=st.dictionaries(_keys, _json, max_size=4),
+)
+def test_unknown_kinds_patch_exactly_like_rfc_7386(original: dict, patch: dict) -> None:
+    result = strategic_merge_patch(original, patch, group="example.com", kind="Widget")
+    assert result == _rfc7386(original, patch)
