@@ -3,4 +3,4 @@
 from __future__ import annotations
 from infercost.testing.kubesim.fixtures import kubesim, kubesim_session  # noqa: F401
 from infercost.testing.kubefixtures import kube  # noqa: F401
-from infercost.testing.simservers.fixtures import loopback_pool, sim_clock, sim_servers  # noqa: F401
+from infercost.testing.simservers.fixtures import *  # noqa: F403

@@ -24,6 +24,8 @@ from infercost.testing.simservers.servers import (
     bind,
 )
 
+__all__ = ["SimServers", "loopback_pool", "sim_clock", "sim_farm_servers", "sim_servers"]
+
 
 class SimServers:
     """Starts simulated servers on distinct loopback addresses and stops them all at the end."""

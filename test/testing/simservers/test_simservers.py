@@ -18,6 +18,12 @@ from infercost.testing.simservers.servers import LoopbackPool, SimClock
 BACKEND_OF = {"vllm-v0": "vllm"}
 
 
+@pytest.fixture(params=["sim_servers", "sim_farm_servers"])
+def any_servers(request: pytest.FixtureRequest) -> SimServers:
+    """Threaded servers and the asyncio farm behave the same."""
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
 def scrape(server: object) -> bytes:
     target = ScrapeTarget("t", server.host, server.port, server.http.paths[0])  # type: ignore[attr-defined]
     with Scraper(timeout_seconds=5) as scraper:
@@ -84,8 +90,8 @@ def test_reset_zeroes_counters_moves_created_and_keeps_truth(
     assert bumped.readings[0].created == pytest.approx(after.readings[0].created + 5)  # type: ignore[operator]
 
 
-def test_loading_refuses_then_serves(sim_servers: SimServers) -> None:
-    server = sim_servers.inference("llamacpp", models=["m"])
+def test_loading_refuses_then_serves(any_servers: SimServers) -> None:
+    server = any_servers.inference("llamacpp", models=["m"])
     server.loading()
     target = ScrapeTarget("t", server.host, server.port)
     with Scraper() as scraper:
@@ -109,9 +115,9 @@ def test_faults_are_switchable(sim_servers: SimServers) -> None:
 
 
 def test_dcgm_energy_integrates_the_power_curve(
-    sim_servers: SimServers, sim_clock: SimClock
+    any_servers: SimServers, sim_clock: SimClock
 ) -> None:
-    exporter = sim_servers.dcgm(gpus=2, node="gpu-node-7")
+    exporter = any_servers.dcgm(gpus=2, node="gpu-node-7")
     start = exporter.energy_mj(0)
     exporter.set_power(0, 400.0)
     exporter.set_power(1, lambda t: 100.0 + (t % 60))  # a sawtooth
