@@ -102,8 +102,8 @@ def warning_header(text: str) -> str:
     return f'299 - "{quoted}"'
 
 
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def decode_json(body: bytes) -> Any:
@@ -155,15 +155,19 @@ class ApiServer:
         store: Store,
         faults: Faults | None = None,
         bookmark_interval: float = 5.0,
-        clock: Callable[[], str] = now_rfc3339,
+        now: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self.registry = registry
         self.store = store
         self.faults = faults
         self.bookmark_interval = bookmark_interval
-        self.clock = clock
+        self.now = now
         self._ip_lock = threading.Lock()
         self._next_ip = 1
+
+    def timestamp(self) -> str:
+        """The current time as the apiserver writes it (RFC 3339, seconds, ``Z``)."""
+        return self.now().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # Rendering ----------------------------------------------------------------------------
 
@@ -196,7 +200,7 @@ class ApiServer:
         if stored is None:
             raise not_found(r.plural, r.group, t.name)
         content_type, body = negotiate(
-            accept, query or {}, r, lambda: self.render(r, stored), is_list=False
+            accept, query or {}, r, lambda: self.render(r, stored), is_list=False, now=self.now
         )
         return Result(200, body, content_type)
 
@@ -303,7 +307,7 @@ class ApiServer:
             prefix = encode(head)[:-1] + b',"items":['
             return prefix + b",".join(self.render(r, s) for s in items) + b"]}"
 
-        content_type, body = negotiate(accept, query, r, json_body, is_list=True)
+        content_type, body = negotiate(accept, query, r, json_body, is_list=True, now=self.now)
         return Result(200, body, content_type)
 
     @staticmethod
@@ -345,7 +349,7 @@ class ApiServer:
                 "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting "
                 "allowWatchBookmarks to true"
             )
-        as_table = watch_renderer(accept, query, r)
+        as_table = watch_renderer(accept, query, r, now=self.now)
 
         def render(stored: Stored) -> bytes:
             raw = self.render(r, stored)
@@ -646,7 +650,7 @@ class ApiServer:
         ):
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = self.clock()
+        meta["creationTimestamp"] = self.timestamp()
         if r.generation != "none":
             meta["generation"] = 1
         else:
@@ -681,7 +685,7 @@ class ApiServer:
         return f"10.96.{(n >> 8) & 255}.{n & 255}"
 
     def _crd_status(self, crd: dict[str, Any]) -> dict[str, Any]:
-        now = self.clock()
+        now = self.timestamp()
         spec = crd.get("spec") or {}
         storage = [v.get("name") for v in spec.get("versions") or () if v.get("storage")]
         return {
@@ -968,7 +972,7 @@ class ApiServer:
             return stored
         new_meta = dict(meta, finalizers=finalizers)
         if "deletionTimestamp" not in meta:
-            new_meta["deletionTimestamp"] = self.clock()
+            new_meta["deletionTimestamp"] = self.timestamp()
             new_meta["deletionGracePeriodSeconds"] = grace or 0
             if isinstance(meta.get("generation"), int) and meta["generation"] > 0:
                 new_meta["generation"] = meta["generation"] + 1

@@ -7,16 +7,17 @@ and the request log, writes a kubeconfig pointing at itself and hands out config
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .apiserver import ApiServer
+from .apiserver import ApiServer, utc_now
 from .faults import Faults, RequestLog, RequestRecord
 from .resources import Registry, ResourceDef
 from .serving import SimHTTPServer
@@ -71,6 +72,7 @@ class KubeSim:
         kubeconfig_path: str | os.PathLike[str] | None = None,
         bookmark_interval: float = 5.0,
         namespaces: Iterable[str] = (),
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if bookmark_interval <= 0:
             raise ValueError(f"bookmark_interval must be positive, got {bookmark_interval!r}")
@@ -81,7 +83,9 @@ class KubeSim:
         self.store = Store(history=watch_history)
         self.request_log = RequestLog()
         self.faults = Faults(self._drop_watches, self._expire)
-        self.api = ApiServer(self.registry, self.store, self.faults, bookmark_interval)
+        self.api = ApiServer(
+            self.registry, self.store, self.faults, bookmark_interval, now=clock or utc_now
+        )
         self._kubeconfig_path = Path(kubeconfig_path) if kubeconfig_path else None
         self._extra_namespaces = list(namespaces)
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None

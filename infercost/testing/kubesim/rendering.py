@@ -17,13 +17,27 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import attrs
+
 from . import tables
 from .resources import ResourceDef
 from .status import ApiError
 
 JsonBody = Callable[[], bytes]
-# (resource, document, is_list, params from the Accept clause, query) -> response document
-Renderer = Callable[[ResourceDef, dict[str, Any], bool, dict[str, str], dict[str, str]], Any]
+
+
+@attrs.frozen
+class RenderContext:
+    """What a renderer may look at besides the document: Accept parameters, query, time."""
+
+    params: dict[str, str]
+    query: dict[str, str]
+    now: dt.datetime
+    is_list: bool
+
+
+# (resource, document (object or list), context) -> response document
+Renderer = Callable[[ResourceDef, dict[str, Any], RenderContext], Any]
 
 
 @lru_cache(maxsize=512)
@@ -42,37 +56,25 @@ def table_resource(resource: ResourceDef) -> tables.TableResource:
     )
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def render_table(
-    resource: ResourceDef,
-    document: dict[str, Any],
-    is_list: bool,
-    params: dict[str, str],
-    query: dict[str, str],
+    resource: ResourceDef, document: dict[str, Any], ctx: RenderContext
 ) -> dict[str, Any]:
-    objects = document.get("items") or [] if is_list else [document]
+    objects = document.get("items") or [] if ctx.is_list else [document]
     return tables.render_table(
         table_resource(resource),
         objects,
-        now=_now(),
-        include_object=query.get("includeObject") or None,
-        list_metadata=document.get("metadata") if is_list else None,
-        table_version=params.get("version", "v1"),
-        no_headers=query.get("noHeaders") == "true",
+        now=ctx.now,
+        include_object=ctx.query.get("includeObject") or None,
+        list_metadata=document.get("metadata") if ctx.is_list else None,
+        table_version=ctx.params.get("version", "v1"),
+        no_headers=ctx.query.get("noHeaders") == "true",
     )
 
 
 def render_partial(
-    resource: ResourceDef,
-    document: dict[str, Any],
-    is_list: bool,
-    params: dict[str, str],
-    query: dict[str, str],
+    resource: ResourceDef, document: dict[str, Any], ctx: RenderContext
 ) -> dict[str, Any]:
-    api_version = f"meta.k8s.io/{params.get('version', 'v1')}"
+    api_version = f"meta.k8s.io/{ctx.params.get('version', 'v1')}"
 
     def partial(obj: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -81,7 +83,7 @@ def render_partial(
             "metadata": obj.get("metadata") or {},
         }
 
-    if not is_list:
+    if not ctx.is_list:
         return partial(document)
     return {
         "kind": "PartialObjectMetadataList",
@@ -110,7 +112,9 @@ def negotiate(
     query: dict[str, str],
     resource: ResourceDef,
     json_body: JsonBody,
+    *,
     is_list: bool,
+    now: Callable[[], dt.datetime],
 ) -> tuple[str, bytes]:
     """Pick and render the representation of a GET or list; returns (content type, body)."""
     kind, params = representation(accept)
@@ -121,14 +125,18 @@ def negotiate(
         raise ApiError(406, f"the {kind} representation is not supported", "NotAcceptable")
     document = json.loads(json_body())
     try:
-        rendered = renderer(resource, document, is_list, params, query)
+        ctx = RenderContext(params=params, query=query, now=now(), is_list=is_list)
+        rendered = renderer(resource, document, ctx)
     except tables.TableRenderError as exc:
         raise ApiError(400, str(exc), "BadRequest") from None
     return "application/json", json.dumps(rendered, separators=(",", ":")).encode()
 
 
 def watch_renderer(
-    accept: str | None, query: dict[str, str], resource: ResourceDef
+    accept: str | None,
+    query: dict[str, str],
+    resource: ResourceDef,
+    now: Callable[[], dt.datetime],
 ) -> Callable[[dict[str, Any]], Any] | None:
     """For a watch asking for Tables: a function turning each event's object into a Table.
 
@@ -149,7 +157,8 @@ def watch_renderer(
             q["noHeaders"] = "true"
         first[0] = False
         try:
-            return renderer(resource, obj, False, params, q)
+            ctx = RenderContext(params=params, query=q, now=now(), is_list=False)
+            return renderer(resource, obj, ctx)
         except tables.TableRenderError as exc:
             raise ApiError(400, str(exc), "BadRequest") from None
 

@@ -124,3 +124,23 @@ def test_watch_replays_from_resource_version(core: client.CoreV1Api) -> None:
         )
     ]
     assert events == [("ADDED", "b"), ("DELETED", "a")]
+
+
+def test_injected_clock_sets_timestamps_and_table_ages() -> None:
+    import datetime as dt
+
+    import requests
+
+    now = [dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)]
+    with KubeSim(clock=lambda: now[0]) as sim:
+        core = client.CoreV1Api(sim.api_client())
+        made = core.create_namespaced_config_map("default", {"metadata": {"name": "cm"}})
+        assert made.metadata.creation_timestamp == now[0]
+        now[0] += dt.timedelta(minutes=5)
+        table = requests.get(
+            f"{sim.url}/api/v1/namespaces/default/configmaps/cm",
+            headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+            timeout=5,
+        ).json()
+        assert table["kind"] == "Table"
+        assert table["rows"][0]["cells"][-1] == "5m"
