@@ -141,7 +141,10 @@ class _Stub(BaseHTTPRequestHandler):
                     "resources": [resource],
                 },
             )
-        elif path == "/apis/finops.infercost.ai/v1alpha1/namespaces/default/usagereports":
+        elif path in (
+            "/apis/finops.infercost.ai/v1alpha1/namespaces/default/usagereports",
+            "/apis/finops.infercost.ai/v1alpha1/usagereports",
+        ):
             accept = self.headers.get("Accept")
             self.accepts.append(accept or "")
             kind, options = parse_accept(accept)
@@ -251,3 +254,12 @@ def test_kubectl_get_pods_shows_node_and_ip_only_when_wide(stub: tuple[Path, lis
         "READINESS GATES",
     ]  # fmt: skip
     assert rows[1][5:] == ["127.0.0.10", "gpu-1", "<none>", "<none>"]
+
+
+def test_kubectl_get_all_namespaces_reads_the_namespace_from_row_objects(
+    stub: tuple[Path, list[str]],
+) -> None:
+    kubeconfig, _ = stub
+    rows = run_kubectl(kubeconfig, "get", "usagereports", "--all-namespaces")
+    assert rows[0][:2] == ["NAMESPACE", "NAME"]
+    assert [row[:2] for row in rows[1:]] == [["default", "daily"], ["default", "fresh"]]
