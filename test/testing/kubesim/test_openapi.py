@@ -319,12 +319,27 @@ class _Stub(BaseHTTPRequestHandler):
             live = {**last, "metadata": {**last["metadata"], "resourceVersion": "5",
                                          "annotations": annotations}}  # fmt: skip
             return self._send(200, live)
+        if method == "GET" and path.endswith("/costprofiles/existing"):
+            last = {"apiVersion": "finops.infercost.ai/v1alpha1", "kind": "CostProfile",
+                    "metadata": {"name": "existing", "namespace": "default"},
+                    "spec": {"hardware": {"gpuModel": "A100", "gpuCount": 4,
+                                          "purchasePriceUSD": 60000},
+                             "electricity": {"ratePerKWh": 0.1}}}  # fmt: skip
+            annotations = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(last)}
+            live = {**last, "metadata": {**last["metadata"], "resourceVersion": "7",
+                                         "annotations": annotations}}  # fmt: skip
+            return self._send(200, live)
         if method == "GET":
             return self._status(404, "NotFound", f"{path} not found")
         if method == "POST":
             created = json.loads(body)
             created["metadata"].update(resourceVersion="1", uid="uid-1")
             return self._send(201, created)
+        if method == "PATCH" and "/costprofiles/" in path:
+            return self._send(200, {"apiVersion": "finops.infercost.ai/v1alpha1",
+                                    "kind": "CostProfile",
+                                    "metadata": {"name": "existing", "namespace": "default",
+                                                 "resourceVersion": "8"}})  # fmt: skip
         if method == "PATCH":
             return self._send(200, {"apiVersion": "v1", "kind": "ConfigMap",
                                     "metadata": {"name": "pricing", "namespace": "default",
@@ -440,3 +455,27 @@ def test_kubectl_explain_reads_the_crd_schema(cluster: tuple[Path, list]) -> Non
     result = kubectl(kubeconfig, "explain", "cprof.metadata.ownerReferences")
     assert result.returncode == 0, result.stderr
     assert "uid\t<string> -required-" in result.stdout
+
+
+@pytest.mark.kubectl
+def test_kubectl_apply_updates_custom_resources_with_a_json_merge_patch(
+    cluster: tuple[Path, list],
+) -> None:
+    kubeconfig, log = cluster
+    manifest = kubeconfig.parent / "existing.yaml"
+    manifest.write_text(
+        "apiVersion: finops.infercost.ai/v1alpha1\n"
+        "kind: CostProfile\n"
+        "metadata: {name: existing}\n"
+        "spec:\n"
+        "  hardware: {gpuModel: A100, gpuCount: 8, purchasePriceUSD: 60000}\n"
+        "  electricity: {ratePerKWh: 0.1}\n"
+    )
+    result = kubectl(kubeconfig, "apply", "-f", str(manifest))
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr.lower()
+    (patch,) = [e for e in log if e["method"] == "PATCH"]
+    # Custom resources do not support strategic merge patch; kubectl must see that in /openapi/v3.
+    assert patch["content_type"] == "application/merge-patch+json"
+    assert patch["body"]["spec"] == {"hardware": {"gpuCount": 8}}
+    assert "fieldValidation=Strict" in patch["query"]
