@@ -17,11 +17,14 @@ from typing import Any
 
 import yaml
 
+from . import publishing
 from .apiserver import ApiServer, utc_now
 from .faults import Faults, RequestLog, RequestRecord
 from .resources import Registry, ResourceDef
 from .serving import SimHTTPServer
 from .store import Store
+
+publishing.register()
 
 # Namespaces every cluster has.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -86,6 +89,7 @@ class KubeSim:
         self.api = ApiServer(
             self.registry, self.store, self.faults, bookmark_interval, now=clock or utc_now
         )
+        self.documents = publishing.Documents()
         self._kubeconfig_path = Path(kubeconfig_path) if kubeconfig_path else None
         self._extra_namespaces = list(namespaces)
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None

@@ -354,6 +354,8 @@ class Registry:
         self._builtin = {(r.group, r.version, r.plural): r for r in builtins}
         self._crd: dict[str, list[ResourceDef]] = {}
         self._index: dict[tuple[str, str, str], ResourceDef] = dict(self._builtin)
+        # Bumped whenever the served set changes (documents derived from it are cached by it).
+        self.revision = 0
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceDef | None:
         return self._index.get((group, version, plural))
@@ -384,6 +386,7 @@ class Registry:
             for r in defs:
                 index[(r.group, r.version, r.plural)] = r
         self._index = index
+        self.revision += 1
 
     # Discovery documents --------------------------------------------------------------
 

@@ -47,8 +47,9 @@ SERVER_VERSION = {
 
 _NOT_FOUND = ApiError(404, "the server could not find the requested resource", "NotFound", {})
 
-# Extra GET documents by path prefix (e.g. "/openapi/v2"): (sim, path, query) -> (type, body).
-DocumentFn = Callable[["KubeSim", str, dict[str, str]], tuple[str, bytes]]
+# Extra GET documents by path prefix (e.g. "/openapi/v2"):
+# (sim, path, query, accept) -> (content type, body); may raise ApiError.
+DocumentFn = Callable[["KubeSim", str, dict[str, str], str | None], tuple[str, bytes]]
 DOCUMENTS: dict[str, DocumentFn] = {}
 
 
@@ -197,7 +198,7 @@ class Handler(BaseHTTPRequestHandler):
                 verb = "get"
                 if self.command not in ("GET", "HEAD"):
                     raise method_not_allowed()
-                content_type, payload = document(sim, path, query)
+                content_type, payload = document(sim, path, query, self.headers.get("Accept"))
                 code = 200
                 self._send(Result(200, payload, content_type))
                 return

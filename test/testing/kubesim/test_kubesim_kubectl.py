@@ -70,7 +70,7 @@ def test_api_resources_lists_short_names(kubectl: Any) -> None:
 
 
 def test_create_get_patch_status_wait_delete(kubectl: Any, sim: KubeSim) -> None:
-    kubectl("create", "--validate=false", "-f", "-", stdin=WIDGET)
+    kubectl("create", "-f", "-", stdin=WIDGET)
     table = kubectl("get", "wd").stdout.split()
     assert table[:4] == ["NAME", "SIZE", "w1", "2"]
     got = json.loads(kubectl("get", "widget", "w1", "-o", "json").stdout)
@@ -105,7 +105,7 @@ def test_create_get_patch_status_wait_delete(kubectl: Any, sim: KubeSim) -> None
 
 def test_invalid_custom_resource_prints_the_field_error(kubectl: Any) -> None:
     bad = WIDGET.replace("size: 2", "size: 0")
-    proc = kubectl("create", "--validate=false", "-f", "-", stdin=bad, ok=False)
+    proc = kubectl("create", "-f", "-", stdin=bad, ok=False)
     assert proc.returncode != 0
     assert (
         "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
@@ -116,8 +116,8 @@ def test_invalid_custom_resource_prints_the_field_error(kubectl: Any) -> None:
 def test_not_found_and_conflict_messages(kubectl: Any) -> None:
     proc = kubectl("get", "wd", "missing", ok=False)
     assert 'widgets.example.kubesim.io "missing" not found' in proc.stderr
-    kubectl("create", "--validate=false", "-f", "-", stdin=WIDGET)
-    again = kubectl("create", "--validate=false", "-f", "-", stdin=WIDGET, ok=False)
+    kubectl("create", "-f", "-", stdin=WIDGET)
+    again = kubectl("create", "-f", "-", stdin=WIDGET, ok=False)
     assert 'widgets.example.kubesim.io "w1" already exists' in again.stderr
 
 
@@ -132,3 +132,19 @@ def test_typed_create_commands_send_protobuf(kubectl: Any, sim: KubeSim) -> None
     assert secret["type"] == "Opaque" and secret["data"] == {"t": "YWJj"}
     content_types = {r.content_type for r in sim.requests() if r.verb == "create"}
     assert "application/vnd.kubernetes.protobuf" in content_types
+
+
+def test_apply_validates_on_the_server(kubectl: Any, sim: KubeSim) -> None:
+    unknown = WIDGET + "  bogus: 1\n"
+    proc = kubectl("apply", "-f", "-", stdin=unknown, ok=False)
+    assert proc.returncode != 0
+    assert 'strict decoding error: unknown field "spec.bogus"' in proc.stderr
+    assert any("fieldValidation=Strict" in r.query for r in sim.requests() if r.verb == "create")
+    kubectl("apply", "-f", "-", stdin=WIDGET)
+    invalid = kubectl("apply", "-f", "-", stdin=WIDGET.replace("size: 2", "size: 0"), ok=False)
+    assert 'The Widget "w1" is invalid: spec.size: Invalid value: 0' in invalid.stderr
+    changed = kubectl("apply", "-f", "-", stdin=WIDGET.replace("size: 2", "size: 5"))
+    assert "configured" in changed.stdout
+    got = json.loads(kubectl("get", "wd", "w1", "-o", "json").stdout)
+    assert got["spec"]["size"] == 5 and got["metadata"]["generation"] == 2
+    assert "kubectl.kubernetes.io/last-applied-configuration" in got["metadata"]["annotations"]
