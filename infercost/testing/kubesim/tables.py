@@ -79,6 +79,12 @@ class PrinterColumn:
             )
         if self.priority < 0:
             raise TableRenderError(f"printer column {self.name!r}: priority must be >= 0")
+        if not self.json_path.startswith("."):
+            # apiextensions validation of additionalPrinterColumns[].jsonPath.
+            raise TableRenderError(
+                f"printer column {self.name!r}: jsonPath {self.json_path!r} must be a simple"
+                " json path starting with ."
+            )
         try:
             parsed = jsonpath.parse(self.json_path)
         except jsonpath.JSONPathError as exc:

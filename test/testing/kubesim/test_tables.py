@@ -189,6 +189,8 @@ def test_unknown_crd_version_and_bad_columns_are_named() -> None:
         PrinterColumn(name="Broken", type="string", json_path=".a[")
     with pytest.raises(TableRenderError, match="type 'money'"):
         PrinterColumn.from_crd({"name": "Cost", "type": "money", "jsonPath": ".a"})
+    with pytest.raises(TableRenderError, match=r"must be a simple json path starting with \."):
+        PrinterColumn(name="Bare", type="string", json_path="status.phase")
     with pytest.raises(TableRenderError, match="missing jsonPath"):
         PrinterColumn.from_crd({"name": "Cost", "type": "number"})
 
