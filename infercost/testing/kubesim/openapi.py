@@ -42,6 +42,7 @@ import attrs
 
 __all__ = [
     "META",
+    "OpenAPICatalog",
     "OpenAPIError",
     "OpenAPIResource",
     "build_v2",
@@ -49,6 +50,7 @@ __all__ = [
     "build_v3_index",
     "definition_name",
     "group_version_path",
+    "resource_from_definition",
     "resources_from_crd",
     "v2_acceptable",
     "v3_documents",
@@ -75,6 +77,9 @@ PATCH_TYPES = (
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
+DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
 class OpenAPIError(ValueError):
     """A CRD whose schema or names cannot be published."""
 
@@ -96,16 +101,7 @@ class OpenAPIResource:
     schema: Mapping[str, Any] | None = None
     list_kind: str = ""
     status_subresource: bool = False
-    verbs: tuple[str, ...] = (
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch",
-    )
+    verbs: tuple[str, ...] = DEFAULT_VERBS
     strategic_merge: bool = False
     description: str = ""
 
@@ -116,6 +112,63 @@ class OpenAPIResource:
     @property
     def group_version(self) -> tuple[str, str]:
         return self.group, self.version
+
+
+def resource_from_definition(definition: Any) -> OpenAPIResource:
+    """An :class:`OpenAPIResource` from a server-side resource definition, read by attribute.
+
+    Reads ``group``, ``version``, ``kind``, ``plural``, ``namespaced``, ``verbs``,
+    ``status_subresource``, ``is_crd_resource`` and, for custom resources, ``schema`` (the
+    version's ``openAPIV3Schema``); optional ``list_kind``. Built-in kinds get the permissive
+    schema.
+    """
+    try:
+        is_crd = bool(getattr(definition, "is_crd_resource", False))
+        schema = getattr(definition, "schema", None) if is_crd else None
+        return OpenAPIResource(
+            group=str(definition.group),
+            version=str(definition.version),
+            kind=str(definition.kind),
+            plural=str(definition.plural),
+            namespaced=bool(definition.namespaced),
+            schema=schema if schema is not None or not is_crd else {"type": "object"},
+            list_kind=str(getattr(definition, "list_kind", "") or ""),
+            status_subresource=bool(getattr(definition, "status_subresource", False)),
+            verbs=tuple(getattr(definition, "verbs", DEFAULT_VERBS)),
+        )
+    except AttributeError as exc:
+        raise OpenAPIError(f"resource definition {definition!r} lacks {exc.name}") from None
+
+
+@attrs.frozen
+class OpenAPICatalog:
+    """All OpenAPI documents of one set of served resources, built once.
+
+    Rebuild it whenever the set changes (a CRD is created, updated or deleted); the content
+    hashes in the v3 index then change, so kubectl's disk cache fetches the new documents.
+    """
+
+    documents: Mapping[str, Mapping[str, Any]]
+    index: Mapping[str, Any]
+    v2: Mapping[str, Any]
+
+    @classmethod
+    def build(
+        cls, resources: Iterable[OpenAPIResource], *, server_version: str = ""
+    ) -> OpenAPICatalog:
+        resources = list(resources)
+        documents = v3_documents(resources)
+        return cls(
+            documents=documents,
+            index=build_v3_index(documents),
+            v2=build_v2(resources, server_version=server_version),
+        )
+
+    def v3(self, path: str) -> Mapping[str, Any] | None:
+        """The document for a request path such as ``/openapi/v3/apis/g/v`` or ``api/v1``;
+        None when no such group-version is served (answer 404)."""
+        key = path.split("?", 1)[0].removeprefix("/openapi/v3").strip("/")
+        return self.documents.get(key)
 
 
 def definition_name(group: str, version: str, kind: str) -> str:

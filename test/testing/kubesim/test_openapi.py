@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from crd_files import load_crd
 
 from infercost.testing.kubesim.openapi import (
     META,
+    OpenAPICatalog,
     OpenAPIError,
     OpenAPIResource,
     build_v2,
@@ -23,6 +25,7 @@ from infercost.testing.kubesim.openapi import (
     definition_name,
     document_hash,
     group_version_path,
+    resource_from_definition,
     resources_from_crd,
     v2_acceptable,
     v3_documents,
@@ -479,3 +482,35 @@ def test_kubectl_apply_updates_custom_resources_with_a_json_merge_patch(
     assert patch["content_type"] == "application/merge-patch+json"
     assert patch["body"]["spec"] == {"hardware": {"gpuCount": 8}}
     assert "fieldValidation=Strict" in patch["query"]
+
+
+def test_resource_from_definition_reads_attributes() -> None:
+    builtin = SimpleNamespace(group="coordination.k8s.io", version="v1", kind="Lease",
+                              plural="leases", namespaced=True, is_crd_resource=False,
+                              status_subresource=False, verbs=("get", "list", "update"),
+                              schema=None)  # fmt: skip
+    resource = resource_from_definition(builtin)
+    assert resource.schema is None and resource.verbs == ("get", "list", "update")
+    with pytest.raises(OpenAPIError, match="lacks plural"):
+        resource_from_definition(SimpleNamespace(group="", version="v1", kind="Pod"))
+
+
+def test_resource_from_the_servers_crd_definitions() -> None:
+    from infercost.testing.kubesim.resources import crd_resources
+
+    (definition,) = crd_resources(load_crd("costprofiles"))
+    resource = resource_from_definition(definition)
+    assert (resource.group, resource.kind, resource.plural) == (
+        "finops.infercost.ai", "CostProfile", "costprofiles",
+    )  # fmt: skip
+    assert resource.schema is not None
+    assert "hardware" in resource.schema["properties"]["spec"]["properties"]
+
+
+def test_catalog_serves_index_documents_and_v2(resources: list[OpenAPIResource]) -> None:
+    catalog = OpenAPICatalog.build(resources, server_version="v1.31.0")
+    url = catalog.index["paths"]["apis/finops.infercost.ai/v1alpha1"]["serverRelativeURL"]
+    assert catalog.v3(url) is catalog.documents["apis/finops.infercost.ai/v1alpha1"]
+    assert catalog.v3("/openapi/v3/api/v1") is catalog.documents["api/v1"]
+    assert catalog.v3("/openapi/v3/apis/nope.example/v1") is None
+    assert catalog.v2["info"]["version"] == "v1.31.0"
