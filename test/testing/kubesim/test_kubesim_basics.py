@@ -35,7 +35,7 @@ def test_fixture_starts_fast_and_serves_defaults(kubesim: KubeSim) -> None:
     with KubeSim() as other:
         elapsed = time.perf_counter() - started
         assert other.url.startswith("http://127.0.0.1:")
-    assert elapsed < 0.5
+    assert elapsed < 1.0  # a sanity bound; it takes a few tens of milliseconds
     names = [n.metadata.name for n in client.CoreV1Api(kubesim.api_client()).list_namespace().items]
     assert {"default", "kube-system", "infercost-system"} <= set(names)
     crds = client.ApiextensionsV1Api(kubesim.api_client()).list_custom_resource_definition()
