@@ -259,10 +259,13 @@ def _apply_retain_keys(
     original: dict[str, Any], patch: Mapping[str, Any], path: str
 ) -> dict[str, Any]:
     retain = patch[_RETAIN_KEYS]
+    if retain is None:
+        retain = []
     if not isinstance(retain, list) or not all(isinstance(k, str) for k in retain):
         raise StrategicMergePatchError(f"{_join(path, _RETAIN_KEYS)}: must be a list of strings")
-    for key in patch:
-        if not key.startswith("$") and key not in retain:
+    for key, value in patch.items():
+        # Deletions (null) and list directives need not be listed.
+        if value is not None and not key.startswith("$") and key not in retain:
             raise StrategicMergePatchError(
                 f"{path or 'patch'}: cannot find key {key!r} in $retainKeys {retain}"
             )

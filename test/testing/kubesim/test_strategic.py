@@ -224,6 +224,14 @@ def test_retain_keys_clears_fields_not_listed() -> None:
     assert result["spec"]["replicas"] == 1
 
 
+def test_retain_keys_allows_unlisted_deletions() -> None:
+    live = deployment()
+    patch = {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate",
+                                   "rollingUpdate": None}}}  # fmt: skip
+    result = smp(live, patch, group="apps", kind="Deployment")
+    assert result["spec"]["strategy"] == {"type": "Recreate"}
+
+
 def test_retain_keys_must_list_every_patched_key() -> None:
     live = deployment()
     patch = {"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {"maxSurge": 2}}}}
