@@ -603,6 +603,9 @@ class ApiServer:
             raise ApiError(405, f"create is not supported on {r.plural}/{t.subresource}")
         obj = self._decode_object(r, body)
         self._namespace_for(t, obj)
+        if r.status_subresource and r.is_crd_resource:
+            # Status is not part of a create; it is dropped before validation.
+            obj.pop("status", None)
         meta = obj["metadata"]
         if meta.get("resourceVersion"):
             raise ApiError(

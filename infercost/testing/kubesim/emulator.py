@@ -110,7 +110,7 @@ class KubeSim:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.05},
             name=f"kubesim-{self.port}",
             daemon=True,
         )

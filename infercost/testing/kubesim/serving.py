@@ -299,6 +299,9 @@ class Handler(BaseHTTPRequestHandler):
             verb = "delete" if t.name is not None else "deletecollection"
         else:
             raise method_not_allowed()
+        if t.resource.namespaced and t.namespace is None and verb in ("create", "deletecollection"):
+            # Namespaced collections take writes only under /namespaces/<ns>/.
+            raise method_not_allowed()
         if t.subresource:
             if verb not in ("get", "update", "patch"):
                 raise method_not_allowed()

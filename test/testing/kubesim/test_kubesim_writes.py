@@ -326,3 +326,17 @@ def test_strategic_merge_patch_merges_containers_by_name(core: client.CoreV1Api)
     )
     images = {c.name: c.image for c in patched.spec.containers}
     assert images == {"server": "vllm:2", "sidecar": "envoy:1"}
+
+
+def test_invalid_status_on_create_is_dropped_not_validated(co: client.CustomObjectsApi) -> None:
+    body = widget()
+    body["status"] = {"observedGeneration": "not a number"}
+    created = co.create_namespaced_custom_object(G, V, "default", "widgets", body)
+    assert "status" not in created
+
+
+def test_writes_to_cluster_wide_collection_of_namespaced_resource(sim: KubeSim) -> None:
+    resp = requests.post(f"{sim.url}/apis/{G}/{V}/widgets", json=widget(), timeout=5)
+    assert resp.status_code == 405
+    resp = requests.delete(f"{sim.url}/api/v1/configmaps", timeout=5)
+    assert resp.status_code == 405
