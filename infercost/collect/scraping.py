@@ -21,6 +21,7 @@ import itertools
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
@@ -303,7 +304,16 @@ class Scraper:
             if length and length.strip().isdigit() and size < int(length):
                 raise http.client.IncompleteRead(b"".join(chunks), int(length) - size)
             keep = not response.will_close
-            return status, b"".join(chunks), keep
+            body = b"".join(chunks)
+            encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+            if encoding == "gzip":
+                body = _gunzip(body, target, self.max_body_bytes)
+            elif encoding != "identity":
+                raise ScrapeError(
+                    f"{target.url} answered with unsupported Content-Encoding {encoding!r}",
+                    reason=errors.OTHER,
+                )
+            return status, body, keep
         finally:
             self._watchdog.release(token)
             if response is not None:
@@ -342,6 +352,20 @@ class Scraper:
         return ScrapeError(
             f"unexpected error reading {where}: {type(exc).__name__}: {exc}", reason=errors.OTHER
         )
+
+
+def _gunzip(data: bytes, target: ScrapeTarget, cap: int) -> bytes:
+    """Decompress a gzip body some servers send unasked, without inflating past ``cap``."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, cap + 1)
+    except zlib.error as exc:
+        raise ScrapeError(
+            f"{target.url} sent a corrupt gzip body: {exc}", reason=errors.OTHER
+        ) from None
+    if len(out) > cap or inflater.unconsumed_tail:
+        raise _too_large(target, None, cap)
+    return out
 
 
 def _too_large(target: ScrapeTarget, length: int | None, cap: int) -> ScrapeError:

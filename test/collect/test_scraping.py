@@ -233,3 +233,18 @@ def test_a_farm_serves_hundreds_of_endpoints_from_one_thread(
         for server in servers:
             server.stop()
             loopback_pool.release(server.host)
+
+
+def test_gzip_bodies_are_inflated_within_the_cap(loopback_pool: LoopbackPool) -> None:
+    server = bind(loopback_pool, lambda ip: PageServer(ip, 8000, lambda: PAGE * 10))
+    server.gzip = True
+    try:
+        with Scraper() as scraper:
+            [result] = scraper.scrape([target(server)])
+        assert result.ok and result.body == PAGE * 10
+        with Scraper(max_body_bytes=len(PAGE) * 5) as scraper:  # compressed size fits, text not
+            [result] = scraper.scrape([target(server)])
+        assert result.error is not None and result.error.reason == errors.TOO_LARGE
+    finally:
+        server.stop()
+        loopback_pool.release(server.host)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import http.server
 import socket
 import socketserver
@@ -146,6 +147,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if status == 200 and self.server.owner.gzip:
+            body = gzip.compress(body)
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         try:
@@ -188,6 +192,8 @@ class PageServer:
         self.paths = paths
         self.content_type = content_type
         self.fault: Fault = NO_FAULT
+        self.gzip = False
+        """Compress 200 answers with gzip (as some servers do even when not asked)."""
         self.connections_accepted = 0
         self.requests_served = 0
         self.request_paths: list[str] = []
