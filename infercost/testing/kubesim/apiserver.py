@@ -854,7 +854,8 @@ class ApiServer:
         if "dryRun" in query:
             return self._result(200, r, Stored(new), warnings)
         if deleting and not meta.get("finalizers"):
-            self.store.put(r.storage_key, self._to_storage(r, new), "MODIFIED")
+            # The apiserver deletes instead of storing the update: one DELETED event carrying
+            # the last stored state.
             final = self._remove(r, (t.namespace or "", t.name))
             return self._result(200, r, final, warnings)
         stored = self.store.put(r.storage_key, self._to_storage(r, new), "MODIFIED")
@@ -1063,8 +1064,6 @@ class ApiServer:
                 new_meta = dict(stored.obj["metadata"], finalizers=finalizers)
                 self.store.put(key, dict(stored.obj, metadata=new_meta), "MODIFIED")
             else:
-                new_meta = _without(stored.obj["metadata"], "finalizers")
-                self.store.put(key, dict(stored.obj, metadata=new_meta), "MODIFIED")
                 self._remove_storage(key, okey)
 
     @staticmethod

@@ -242,3 +242,21 @@ def test_dependents_in_other_namespaces_are_not_collected(core: client.CoreV1Api
     core.create_namespaced_config_map("kube-system", cm("elsewhere", [owner_ref(owner)]))
     core.delete_namespaced_config_map("owner", "default")
     assert names(core, "kube-system") == ["elsewhere"]
+
+
+def test_emptying_finalizers_of_deleting_object_emits_one_deleted_event(
+    sim: KubeSim, core: client.CoreV1Api
+) -> None:
+    core.create_namespaced_config_map("default", cm("a", finalizers=["x"]))
+    core.delete_namespaced_config_map("a", "default")
+    start = str(sim.resource_version)
+    core.patch_namespaced_config_map("a", "default", {"metadata": {"finalizers": None}})
+    with requests.get(
+        f"{sim.url}/api/v1/namespaces/default/configmaps",
+        params={"watch": "true", "resourceVersion": start, "timeoutSeconds": "1"},
+        stream=True,
+        timeout=10,
+    ) as resp:
+        events = [json.loads(line) for line in resp.iter_lines() if line]
+    assert [e["type"] for e in events] == ["DELETED"]
+    assert events[0]["object"]["metadata"]["deletionTimestamp"]
