@@ -462,3 +462,72 @@ def _missing_reason(
     if status.state is ExporterState.FAILED:
         return f"node {node}: DCGM exporter failed: {status.error or 'unknown error'}"
     return f"node {node}: the DCGM exporter answered without power readings for this node"
+
+
+# ---------------------------------------------------------------------------------------------
+# one profile's display status
+
+
+@attrs.frozen
+class ProfileCost:
+    """The computed part of a CostProfile's status (SPEC §2.1) at one instant."""
+
+    hourly_cost_usd: float
+    amortization_rate_per_hour: float
+    electricity_cost_per_hour: float
+    current_power_draw_watts: float
+    power: PowerResolution
+    amortization: PoolAmortization
+    gpu_count_message: str | None
+    """Set when the matched nodes hold more (or fewer) GPUs than ``gpuCount``."""
+
+    @property
+    def power_source(self) -> PowerSource:
+        return self.power.power_source
+
+    @property
+    def matched_gpus(self) -> float:
+        return self.power.matched_gpus
+
+    @property
+    def gpus_reporting(self) -> int:
+        return self.power.gpus_reporting
+
+
+def evaluate_profile(
+    hardware: Hardware,
+    *,
+    rate_per_kwh: float,
+    pue_factor: float,
+    node_capacities: Mapping[str, int | None],
+    exporters: Mapping[str, ExporterStatus],
+    readings: Mapping[str, Sequence[GpuPower]],
+    at: dt.datetime | None = None,
+) -> ProfileCost:
+    """Everything a CostProfile's status shows about cost and power, from plain inputs."""
+    power = resolve_power(
+        node_capacities, hardware.gpu_count, exporters, readings, hardware.tdp_watts
+    )
+    amortization_per_hour = amortization_rate_per_hour(hardware, at)
+    pool = split_amortization(amortization_per_hour, hardware.gpu_count, node_capacities)
+    electricity = electricity_cost_per_hour(power.power_watts, rate_per_kwh, pue_factor)
+    message = None
+    if node_capacities and pool.excess_gpus > 0:
+        message = (
+            f"the nodeSelector matches {_fmt_gpus(pool.matched_gpus)} GPUs but gpuCount is "
+            f"{hardware.gpu_count}; each GPU is charged the per-GPU rate"
+        )
+    elif node_capacities and pool.matched_gpus < hardware.gpu_count:
+        message = (
+            f"the nodeSelector matches {_fmt_gpus(pool.matched_gpus)} of {hardware.gpu_count} "
+            "GPUs; the rest is booked as pool idle"
+        )
+    return ProfileCost(
+        hourly_cost_usd=amortization_per_hour + electricity,
+        amortization_rate_per_hour=amortization_per_hour,
+        electricity_cost_per_hour=electricity,
+        current_power_draw_watts=power.power_watts,
+        power=power,
+        amortization=pool,
+        gpu_count_message=message,
+    )

@@ -274,3 +274,43 @@ def test_combine_exporter_statuses() -> None:
     assert combine_exporter_statuses([bad, ok]).state is ExporterState.ANSWERED
     assert combine_exporter_statuses([bad, ExporterStatus.failed("x")]).error == "timeout; x"
     assert combine_exporter_statuses([]).state is ExporterState.NOT_FOUND
+
+
+def test_evaluate_profile_h100_pool_measured_by_dcgm() -> None:
+    from infercost.engine.costmodel import evaluate_profile
+
+    readings = {
+        "n1": gpus("n1", 650, 640, 600, 610),
+        "n2": gpus("n2", 300, 310, 120, 70),
+    }
+    cost = evaluate_profile(
+        H100_POOL,
+        rate_per_kwh=0.12,
+        pue_factor=1.4,
+        node_capacities={"n1": 4, "n2": 4},
+        exporters={"n1": ExporterStatus.answered(), "n2": ExporterStatus.answered()},
+        readings=readings,
+    )
+    # 3300 W measured → 3.3 kW × 0.12 × 1.4 = $0.5544/h; amortization $11.8721461187/h
+    assert cost.current_power_draw_watts == pytest.approx(3300)
+    assert cost.electricity_cost_per_hour == pytest.approx(0.5544)
+    assert cost.hourly_cost_usd == pytest.approx(11.8721461187 + 0.5544)
+    assert cost.power_source is PowerSource.DCGM
+    assert cost.matched_gpus == 8 and cost.gpus_reporting == 8
+    assert cost.gpu_count_message is None
+
+
+def test_evaluate_profile_says_when_gpu_count_and_nodes_disagree() -> None:
+    from infercost.engine.costmodel import evaluate_profile
+
+    common = {"rate_per_kwh": 0.1, "pue_factor": 1.0, "exporters": {}, "readings": {}}
+    fewer = evaluate_profile(H100_POOL, node_capacities={"n1": 4}, **common)  # type: ignore[arg-type]
+    assert "matches 4 of 8 GPUs" in fewer.gpu_count_message  # type: ignore[operator]
+    # power counts the GPUs that exist (M = 4 on the matched node) at tdpWatts; the missing
+    # four are pool idle in amortization only
+    assert fewer.power_source is PowerSource.TDP
+    assert fewer.current_power_draw_watts == pytest.approx(4 * 700)
+    half = fewer.amortization_rate_per_hour / 2
+    assert fewer.amortization.pool_idle_per_hour == pytest.approx(half)
+    more = evaluate_profile(H100_POOL, node_capacities={"n1": 8, "n2": 8}, **common)  # type: ignore[arg-type]
+    assert "matches 16 GPUs but gpuCount is 8" in more.gpu_count_message  # type: ignore[operator]
