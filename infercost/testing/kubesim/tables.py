@@ -792,10 +792,10 @@ def _event_cells(event: Mapping[str, Any], now: dt.datetime) -> list[Any]:
         message = str(event.get("message") or "")
         controller = str(event.get("reportingComponent") or "")
         instance = str(event.get("reportingInstance") or "")
-    if source_component or source_host:
-        source = source_component + (f", {source_host}" if source_host else "")
-    else:
-        source = controller + (f", {instance}" if instance else "")
+    # printers formatEventSource: the legacy source wins field by field over reporting*.
+    component = source_component or controller
+    host = source_host or instance
+    source = f"{component}, {host}" if host else component
     return [
         last_seen,
         event.get("type", ""),

@@ -527,6 +527,9 @@ def test_event_columns_for_core_and_events_api() -> None:
     assert cells["Message"] == "80% of the monthly limit"
     assert cells["Count"] == 1
     assert cells["Source"] == "infercost.ai/operator, pod-1"
+    mixed = {**core, "reportingInstance": "pod-2"}
+    cells = cells_by_column(render_table(builtin("", "Event"), [mixed], now=NOW, list_metadata={}))
+    assert cells["Source"] == "infercost, pod-2"
 
 
 def test_configmap_namespace_lease_secret_serviceaccount_endpoints() -> None:
