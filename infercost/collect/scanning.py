@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import attrs
 
@@ -267,13 +267,3 @@ def serves_prefix(body: bytes, prefixes: Iterable[str]) -> bool:
         if pos >= 0:
             return True
     return False
-
-
-def series_key(sample: Sample) -> tuple[str, Labels]:
-    """The identity of a raw series: name and full label set."""
-    return sample.name, sample.labels
-
-
-def index_by_labels(samples: Iterable[Sample]) -> Mapping[Labels, Sample]:
-    """Samples keyed by their label set (the last one wins when a page repeats a series)."""
-    return {s.labels: s for s in samples}
