@@ -1,6 +1,22 @@
 """pytest fixtures shared by test/ and e2e/ (registered from their conftest.py)."""
 
 from __future__ import annotations
-from infercost.testing.kubesim.fixtures import kubesim, kubesim_session  # noqa: F401
-from infercost.testing.kubefixtures import kube  # noqa: F401
-from infercost.testing.simservers.fixtures import *  # noqa: F403
+
+from infercost.testing.kubefixtures import kube
+from infercost.testing.kubesim.fixtures import kubesim, kubesim_session
+from infercost.testing.simservers.fixtures import (
+    loopback_pool,
+    sim_clock,
+    sim_farm_servers,
+    sim_servers,
+)
+
+__all__ = [
+    "kube",
+    "kubesim",
+    "kubesim_session",
+    "loopback_pool",
+    "sim_clock",
+    "sim_farm_servers",
+    "sim_servers",
+]
