@@ -1173,6 +1173,7 @@ def _crd_version_errors(crd: dict[str, Any]) -> list[FieldError]:
                 )
         root = ((version.get("schema") or {}).get("openAPIV3Schema")) or {}
         base = f"spec.versions[{i}].schema.openAPIV3Schema"
+        errors += schemas.structural_errors(root, base)
         for path, pattern in _schema_patterns(root, base):
             if schemas.compile_pattern(pattern) is None:
                 errors.append(

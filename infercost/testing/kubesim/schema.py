@@ -509,3 +509,124 @@ def _validate_object(
     min_props = schema.get("minProperties")
     if min_props is not None and len(value) < min_props:
         _invalid(errors, path, value, f"should have at least {min_props} properties")
+
+
+# Structural schema checks (CRD admission) ------------------------------------------------
+
+
+def structural_errors(root: Any, path: str) -> list[FieldError]:
+    """Why a CRD version's openAPIV3Schema is not structural (empty when it is).
+
+    The apiserver refuses non-structural schemas for apiextensions.k8s.io/v1 CRDs; the main
+    rules are checked here: a type everywhere a node has content, ``items`` for arrays,
+    ``properties`` and ``additionalProperties`` not together, list-map keys present, and only
+    ``name``/``generateName`` restrictions under the root ``metadata``.
+    """
+    errors: list[FieldError] = []
+    if not isinstance(root, dict) or not root:
+        errors.append(
+            FieldError("FieldValueRequired", path, "Required value: a schema is required")
+        )
+        return errors
+    if not root.get("type"):
+        errors.append(
+            FieldError(
+                "FieldValueRequired",
+                f"{path}.type",
+                "Required value: must not be empty at the root",
+            )
+        )
+    elif root["type"] != "object":
+        errors.append(
+            FieldError(
+                "FieldValueInvalid",
+                f"{path}.type",
+                f"Invalid value: {go_repr(root['type'])}: must be object at the root",
+            )
+        )
+    meta = (root.get("properties") or {}).get("metadata")
+    if isinstance(meta, dict):
+        extra = set(meta.get("properties") or {}) - {"name", "generateName"}
+        if extra or set(meta) - {"type", "properties", "description"}:
+            errors.append(
+                FieldError(
+                    "FieldValueForbidden",
+                    f"{path}.properties[metadata]",
+                    "Forbidden: must not specify anything other than name and generateName, "
+                    "but metadata is implicitly specified",
+                )
+            )
+    _structural(root, path, errors, at_root=True)
+    return errors
+
+
+def _structural(node: Any, path: str, errors: list[FieldError], *, at_root: bool = False) -> None:
+    if not isinstance(node, dict):
+        return
+    props = node.get("properties")
+    addl = node.get("additionalProperties")
+    untyped_ok = node.get("x-kubernetes-int-or-string") or node.get(
+        "x-kubernetes-preserve-unknown-fields"
+    )
+    if not at_root and not node.get("type") and not untyped_ok:
+        errors.append(
+            FieldError(
+                "FieldValueRequired",
+                f"{path}.type",
+                "Required value: must not be empty for specified object fields",
+            )
+        )
+    if props and isinstance(addl, dict | bool) and addl is not False:
+        errors.append(
+            FieldError(
+                "FieldValueForbidden",
+                f"{path}.additionalProperties",
+                "Forbidden: additionalProperties and properties are mutual exclusive",
+            )
+        )
+    if node.get("type") == "array" and not isinstance(node.get("items"), dict):
+        errors.append(
+            FieldError(
+                "FieldValueRequired",
+                f"{path}.items",
+                "Required value: must be specified",
+            )
+        )
+    if node.get("x-kubernetes-list-type") == "map":
+        keys = node.get("x-kubernetes-list-map-keys") or []
+        raw_items = node.get("items")
+        items: dict[str, Any] = raw_items if isinstance(raw_items, dict) else {}
+        if not keys:
+            errors.append(
+                FieldError(
+                    "FieldValueRequired",
+                    f"{path}.x-kubernetes-list-map-keys",
+                    "Required value: must not be empty if x-kubernetes-list-type is map",
+                )
+            )
+        item_props = items.get("properties") or {}
+        for key in keys:
+            sub = item_props.get(key)
+            if not isinstance(sub, dict):
+                errors.append(
+                    FieldError(
+                        "FieldValueRequired",
+                        f"{path}.items.properties[{key}]",
+                        "Required value: entries mentioned in x-kubernetes-list-map-keys must "
+                        "be specified in items",
+                    )
+                )
+            elif key not in (items.get("required") or ()) and "default" not in sub:
+                errors.append(
+                    FieldError(
+                        "FieldValueRequired",
+                        f"{path}.items.properties[{key}]",
+                        "Required value: all map keys must be required or have a default value",
+                    )
+                )
+    for name, sub in (props or {}).items():
+        _structural(sub, f"{path}.properties[{name}]", errors)
+    if isinstance(addl, dict):
+        _structural(addl, f"{path}.additionalProperties", errors)
+    if isinstance(node.get("items"), dict):
+        _structural(node["items"], f"{path}.items", errors)

@@ -385,3 +385,91 @@ def test_pattern_with_inline_flags(co: client.CustomObjectsApi, sim: KubeSim) ->
         co.create_namespaced_custom_object(
             "monitoring.coreos.com", "v1", "default", "prometheusrules", rule
         )
+
+
+@pytest.mark.parametrize(
+    ("schema", "field", "message"),
+    [
+        (
+            {"type": "object", "properties": {"spec": {"properties": {"a": {"type": "string"}}}}},
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type",
+            "Required value: must not be empty for specified object fields",
+        ),
+        (
+            {"type": "object", "properties": {"spec": {"type": "array"}}},
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].items",
+            "Required value: must be specified",
+        ),
+        (
+            {"type": "string"},
+            "spec.versions[0].schema.openAPIV3Schema.type",
+            'Invalid value: "string": must be object at the root',
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {
+                    "spec": {
+                        "type": "object",
+                        "properties": {"a": {"type": "string"}},
+                        "additionalProperties": {"type": "string"},
+                    }
+                },
+            },
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].additionalProperties",
+            "Forbidden: additionalProperties and properties are mutual exclusive",
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {
+                    "list": {
+                        "type": "array",
+                        "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["name"],
+                        "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+                    }
+                },
+            },
+            "spec.versions[0].schema.openAPIV3Schema.properties[list].items.properties[name]",
+            "Required value: all map keys must be required or have a default value",
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {
+                    "metadata": {"type": "object", "properties": {"labels": {"type": "object"}}}
+                },
+            },
+            "spec.versions[0].schema.openAPIV3Schema.properties[metadata]",
+            "Forbidden: must not specify anything other than name and generateName, but "
+            "metadata is implicitly specified",
+        ),
+    ],
+)
+def test_non_structural_crd_schemas_are_rejected(
+    api: Any, schema: dict[str, Any], field: str, message: str
+) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.demo.io"},
+        "spec": {
+            "group": "demo.io",
+            "scope": "Namespaced",
+            "names": {"plural": "things", "kind": "Thing"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }
+    with pytest.raises(ApiException) as exc:
+        client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
+    assert exc.value.status == 422
+    causes = json.loads(exc.value.body)["details"]["causes"]
+    assert (field, message) in [(c["field"], c["message"]) for c in causes]
