@@ -27,6 +27,7 @@ from . import protobuf
 from .apiserver import Result, Target, WatchStream
 from .faults import RequestRecord
 from .status import ApiError, method_not_allowed
+from .watching import error_line
 
 if TYPE_CHECKING:
     from .emulator import KubeSim
@@ -464,9 +465,24 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         write = self.wfile.write
+
+        def chunk(line: bytes) -> None:
+            write(b"%x\r\n%s\r\n" % (len(line), line))
+
         try:
-            for line in stream.lines(time.monotonic, self._client_gone):
-                write(b"%x\r\n%s\r\n" % (len(line), line))
+            try:
+                for line in stream.lines(time.monotonic, self._client_gone):
+                    chunk(line)
+            except ApiError as exc:
+                # Headers are gone already: report the failure in the stream, as the apiserver
+                # does, then end it.
+                chunk(error_line(exc.status()))
+            except OSError:
+                raise
+            except Exception as exc:
+                log.exception("kubesim watch failed", path=self.path, error=str(exc))
+                status = ApiError(500, f"Internal error occurred: {exc}", "InternalError", {})
+                chunk(error_line(status.status()))
             if stream.aborted:
                 self.close_connection = True
                 with contextlib.suppress(OSError):

@@ -370,3 +370,30 @@ def test_abrupt_drop_cuts_the_connection(sim: KubeSim, core: client.CoreV1Api) -
     t.join(5)
     assert not t.is_alive()
     assert failure, "an abrupt drop must look like a broken connection, not a clean end"
+
+
+def test_failure_inside_a_watch_stream_is_an_error_event(
+    sim: KubeSim, core: client.CoreV1Api
+) -> None:
+    got: list[dict[str, Any]] = []
+
+    def consume() -> None:
+        with requests.get(
+            f"{sim.url}/api/v1/namespaces/default/configmaps",
+            params={"watch": "true", "timeoutSeconds": "10", "includeObject": "Everything"},
+            headers={"Accept": "application/json;as=Table;g=meta.k8s.io;v=v1"},
+            stream=True,
+            timeout=15,
+        ) as resp:
+            got.extend(json.loads(line) for line in resp.iter_lines() if line)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    deadline = time.monotonic() + 5
+    while not any(r.verb == "watch" for r in sim.requests()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    core.create_namespaced_config_map("default", cm("a"))
+    t.join(15)
+    assert len(got) == 1 and got[0]["type"] == "ERROR"
+    assert got[0]["object"]["code"] == 400
+    assert "includeObject" in got[0]["object"]["message"]
