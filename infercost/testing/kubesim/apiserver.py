@@ -363,7 +363,7 @@ class ApiServer:
                 state = self.store.objects(key)
                 for okey in sorted(state, key=_sort_key):
                     stored = state[okey]
-                    if watcher._passes(stored):
+                    if watcher.passes(stored):
                         lines.append(watcher.line("ADDED", stored))
                 if initial and bookmarks:
                     lines.append(watcher.bookmark(self.store.rv, initial_events_end=True))

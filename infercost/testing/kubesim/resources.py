@@ -363,9 +363,6 @@ class Registry:
     def all(self) -> list[ResourceDef]:
         return list(self._index.values())
 
-    def by_storage_key(self, key: str) -> list[ResourceDef]:
-        return [r for r in self._index.values() if r.storage_key == key]
-
     def set_crd(self, crd_name: str, defs: list[ResourceDef]) -> None:
         with self._lock:
             self._crd[crd_name] = defs

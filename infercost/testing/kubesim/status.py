@@ -137,14 +137,6 @@ def expired(message: str) -> ApiError:
     return ApiError(410, message, "Expired")
 
 
-def gone(message: str) -> ApiError:
-    return ApiError(410, message, "Gone")
-
-
-def internal(message: str) -> ApiError:
-    return ApiError(500, f"Internal error occurred: {message}", "InternalError")
-
-
 class FieldError:
     """One entry of a 422's ``details.causes`` (apimachinery ``field.Error``)."""
 

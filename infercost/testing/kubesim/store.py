@@ -149,11 +149,6 @@ class Store:
         self._record(key, Event("DELETED", final, prev, rv, okey))
         return final
 
-    def drop_key(self, key: str) -> list[Stored]:
-        """Remove every object of a storage key (CRD deletion), emitting DELETED events."""
-        removed = [self.remove(key, okey) for okey in sorted(self._objects.get(key, {}))]
-        return removed
-
     def _index(self, key: str, okey: ObjKey, stored: Stored) -> None:
         meta = stored.obj["metadata"]
         uid = meta.get("uid")

@@ -11,7 +11,6 @@ using-api/api-concepts/#efficient-detection-of-changes and #watch-bookmarks.
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,9 +37,8 @@ class Watcher:
         self.kind = kind
         self.api_version = api_version
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.aborted = False
 
-    def _passes(self, stored: Stored | None) -> bool:
+    def passes(self, stored: Stored | None) -> bool:
         if stored is None:
             return False
         obj = stored.obj
@@ -51,11 +49,11 @@ class Watcher:
     def translate(self, event: Event) -> tuple[str, Stored] | None:
         """The event this watcher's client sees, or None when filtered out."""
         if event.type == "ADDED":
-            return ("ADDED", event.new) if self._passes(event.new) else None
+            return ("ADDED", event.new) if self.passes(event.new) else None
         if event.type == "DELETED":
-            return ("DELETED", event.new) if self._passes(event.prev) else None
-        now = self._passes(event.new)
-        before = self._passes(event.prev)
+            return ("DELETED", event.new) if self.passes(event.prev) else None
+        now = self.passes(event.new)
+        before = self.passes(event.prev)
         if now and before:
             return ("MODIFIED", event.new)
         if now:
@@ -71,9 +69,6 @@ class Watcher:
         item = self.translate(event)
         if item is not None:
             self._queue.put(item)
-
-    def push(self, event_type: str, stored: Stored) -> None:
-        self._queue.put((event_type, stored))
 
     def close(self, abrupt: bool = False) -> None:
         """End the stream: cleanly (final chunk) or by cutting the connection."""
@@ -107,7 +102,3 @@ class Watcher:
 
 def error_line(status: dict[str, Any]) -> bytes:
     return encode({"type": "ERROR", "object": status}) + b"\n"
-
-
-def monotonic() -> float:
-    return time.monotonic()
