@@ -20,6 +20,7 @@ import concurrent.futures
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -255,13 +256,19 @@ def test_usage_equals_the_counter_increases(server: llamaserver.LlamaServer) -> 
     record(_chat(server, CHAT, 6), 6)
     record(_chat(server, CHAT, 4), 4)
 
-    # Two requests at once: both slots decode in the same batches.
+    # Two clients released together, so both slots are usually busy in the same batches.
+    start = threading.Barrier(2)
+
+    def together(prompt: str, max_tokens: int) -> dict[str, Any]:
+        start.wait(timeout=30)
+        return _completion(server, prompt, max_tokens)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         futures = [
-            pool.submit(_completion, server, PROMPT + " one", 12),
-            pool.submit(_completion, server, "another prompt for the second slot", 9),
+            pool.submit(together, PROMPT + " one", 40),
+            pool.submit(together, "another prompt for the second slot", 30),
         ]
-        for future, max_tokens in zip(futures, (12, 9), strict=True):
+        for future, max_tokens in zip(futures, (40, 30), strict=True):
             record(future.result(timeout=120), max_tokens)
 
     streamed = _streamed_chat_usage(server, CHAT, 3)
@@ -294,6 +301,48 @@ def test_usage_equals_the_counter_increases(server: llamaserver.LlamaServer) -> 
     if _flag(RECORD_ENV):
         DATA.mkdir(exist_ok=True)
         RECORDED_PAGE.write_bytes(after_body)
+
+
+def test_counters_cover_every_choice_where_usage_reports_only_the_first(
+    server: llamaserver.LlamaServer,
+) -> None:
+    """Requests with several prompts or ``n`` > 1: the counters are the ground truth.
+
+    This build answers such a request with the ``usage`` of its first choice only, while the
+    counters count every prompt evaluated and every token generated. With ``n`` > 1 the children
+    share the parent's evaluated prompt, so its tokens are counted once. Metering from the
+    counters (as infercost does) is exact where summing client-side ``usage`` undercounts.
+    """
+
+    def tokens(text: str) -> int:
+        return len(server.post_json("/tokenize", {"content": text, "add_special": True})["tokens"])
+
+    prompts = ["first prompt here", "a second and longer prompt for the other slot"]
+    before = _totals(_settled_metrics(server))
+    answer = server.post_json(
+        "/v1/completions",
+        {"prompt": prompts, "max_tokens": 5, "ignore_eos": True, "temperature": 0},
+    )
+    after = _totals(_settled_metrics(server))
+    assert len(answer["choices"]) == 2
+    assert after[Role.INPUT] - before[Role.INPUT] == sum(tokens(p) for p in prompts)
+    assert after[Role.OUTPUT] - before[Role.OUTPUT] == 2 * 5
+    assert answer["usage"]["prompt_tokens"] == tokens(prompts[0]), (
+        "llama-server now reports usage over all prompts; update SPEC §3.1's note"
+    )
+    assert answer["usage"]["completion_tokens"] == 5
+
+    shared = "one prompt, two completions of it"
+    before = _totals(_settled_metrics(server))
+    answer = server.post_json(
+        "/v1/completions",
+        {"prompt": shared, "n": 2, "max_tokens": 4, "ignore_eos": True, "temperature": 0},
+    )
+    after = _totals(_settled_metrics(server))
+    assert len(answer["choices"]) == 2
+    assert after[Role.INPUT] - before[Role.INPUT] == tokens(shared)
+    assert after[Role.OUTPUT] - before[Role.OUTPUT] == 2 * 4
+    assert answer["usage"]["completion_tokens"] == 4
 
 
 def test_page_format_matches_the_recorded_page(server: llamaserver.LlamaServer) -> None:
