@@ -438,11 +438,11 @@ class ExporterDiscovery:
         return {t.node for t in self.targets if t.node is not None}
 
 
-def _exporter_port(pod: Obj) -> int:
+def _exporter_port(pod: Obj, default: int) -> int:
     for _, name, number in _container_ports(pod):
         if name in DCGM_PORT_NAMES:
             return number
-    return DCGM_DEFAULT_PORT
+    return default
 
 
 def discover_exporters(
@@ -450,9 +450,11 @@ def discover_exporters(
     nodes: Collection[str] | None = None,
     selectors: Sequence[LabelSelector] | None = None,
     port: int | None = None,
+    default_port: int = DCGM_DEFAULT_PORT,
 ) -> ExporterDiscovery:
-    """DCGM exporter pods on ``nodes`` (SPEC §3.2): port ``port`` (``--dcgm-port``) when given,
-    else the container port named ``metrics``/``gpu-metrics``, else 9400."""
+    """DCGM exporter pods on ``nodes`` (SPEC §3.2): port ``port`` when given, else the
+    container port named ``metrics``/``gpu-metrics``, else ``default_port`` (``--dcgm-port``,
+    9400 by default)."""
     chosen = selectors if selectors is not None else parse_dcgm_selectors()
     targets: list[ExporterTarget] = []
     not_running: dict[str, list[PodRef]] = {}
@@ -471,7 +473,7 @@ def discover_exporters(
                 node=node,
                 pod=pod_ref(pod),
                 host=str((pod.get("status") or {})["podIP"]),
-                port=port if port is not None else _exporter_port(pod),
+                port=port if port is not None else _exporter_port(pod, default_port),
             )
         )
     targets.sort(key=lambda t: (t.node or "", t.pod or PodRef("", "")))

@@ -10,24 +10,28 @@ What is kept, and why:
 
 - metadata: name, namespace, uid (a pod recreated under the same name is a new pod),
   resourceVersion, creationTimestamp, deletionTimestamp, labels (all: DCGM exporter and
-  nodeSelector matching use arbitrary keys), ownerReferences kind/name (model name from the
-  workload), and only the annotations under :data:`KEPT_ANNOTATION_PREFIXES` plus
+  nodeSelector matching use arbitrary keys), ownerReferences kind/name/controller (model name
+  from the workload), and only the annotations under :data:`KEPT_ANNOTATION_PREFIXES` plus
   :data:`KEPT_ANNOTATIONS` (discovery and port/path/model hints, SPEC §3);
-- spec: nodeName; per container its name, ``nvidia.com/gpu`` limit and the ports named
-  ``metrics``/``gpu-metrics`` (DCGM exporter discovery);
+- spec: nodeName; per container its name, ``nvidia.com/gpu`` limit and its ports as (name,
+  number) (a metrics-port annotation may name a port; DCGM exporters serve on the port named
+  ``metrics``/``gpu-metrics``; the port tells which container serves the metrics);
 - status: podIP, phase, startTime, Ready condition, per-container restartCount (a restart
   resets the server's counters);
-- Node: name, uid, resourceVersion, labels, ``nvidia.com/gpu`` capacity, ``nodeInfo.bootID``
-  (a changed boot ID means DCGM energy counters restarted).
+- Node: name, uid, resourceVersion, labels, ``nvidia.com/gpu`` capacity (``None`` when the
+  node does not advertise the resource), ``nodeInfo.bootID`` (a changed boot ID means DCGM
+  energy counters restarted), creationTimestamp.
 
-Times are kept as epoch seconds (float), not strings.
+Times are kept as epoch seconds (float), not strings. :func:`pod_object` turns a
+:class:`PodInfo` back into the plain Pod dict shape that :mod:`infercost.collect`'s discovery
+reads (only the fields kept here).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -40,6 +44,7 @@ __all__ = [
     "NodeInfo",
     "OwnerRef",
     "PodInfo",
+    "format_epoch",
     "object_key",
     "object_labels",
     "object_name",
@@ -47,6 +52,7 @@ __all__ = [
     "object_resource_version",
     "parse_quantity_int",
     "parse_time",
+    "pod_object",
     "transform_node",
     "transform_pod",
 ]
@@ -60,7 +66,6 @@ KEPT_ANNOTATION_PREFIXES = (
     "inference.llmkube.dev/",
 )
 KEPT_ANNOTATIONS = frozenset({"app.kubernetes.io/name"})
-METRICS_PORT_NAMES = frozenset({"metrics", "gpu-metrics"})
 
 _intern = sys.intern
 
@@ -81,6 +86,22 @@ def parse_time(value: Any) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+def format_epoch(seconds: float | None) -> str | None:
+    """Epoch seconds back to RFC 3339 UTC (``2026-11-27T08:00:00Z``; fraction when present)."""
+    if seconds is None:
+        return None
+    when = datetime.fromtimestamp(seconds, UTC)
+    if when.microsecond:
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _port_number(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 65535:
+        return value
+    return 0
 
 
 def parse_quantity_int(value: Any) -> int:
@@ -104,14 +125,15 @@ def parse_quantity_int(value: Any) -> int:
 class OwnerRef:
     kind: str
     name: str
+    controller: bool = False
 
 
 @attrs.frozen(slots=True)
 class ContainerInfo:
     name: str
     gpu_limit: int = 0
-    # (port name, port number) for ports named metrics / gpu-metrics.
-    metrics_ports: tuple[tuple[str, int], ...] = ()
+    # (port name or "", container port) of every declared port.
+    ports: tuple[tuple[str, int], ...] = ()
     restart_count: int = 0
 
 
@@ -157,7 +179,7 @@ class NodeInfo:
     uid: str
     resource_version: str
     labels: Mapping[str, str]
-    gpu_capacity: int
+    gpu_capacity: int | None
     boot_id: str
     creation_timestamp: float | None
 
@@ -203,16 +225,16 @@ def transform_pod(obj: Mapping[str, Any]) -> PodInfo:
             continue
         limits = (c.get("resources") or {}).get("limits") or {}
         ports = tuple(
-            (_s(p.get("name")), int(p.get("containerPort") or 0))
+            (_s(p.get("name")), port)
             for p in c.get("ports") or ()
-            if isinstance(p, Mapping) and p.get("name") in METRICS_PORT_NAMES
+            if isinstance(p, Mapping) and (port := _port_number(p.get("containerPort")))
         )
         name = c.get("name") or ""
         containers.append(
             ContainerInfo(
                 name=_s(name),
                 gpu_limit=parse_quantity_int(limits.get(GPU_RESOURCE)),
-                metrics_ports=ports,
+                ports=ports,
                 restart_count=restarts.get(name, 0),
             )
         )
@@ -222,7 +244,7 @@ def transform_pod(obj: Mapping[str, Any]) -> PodInfo:
         if isinstance(cond, Mapping)
     )
     owners = tuple(
-        OwnerRef(_s(o.get("kind")), str(o.get("name") or ""))
+        OwnerRef(_s(o.get("kind")), str(o.get("name") or ""), o.get("controller") is True)
         for o in meta.get("ownerReferences") or ()
         if isinstance(o, Mapping)
     )
@@ -256,10 +278,62 @@ def transform_node(obj: Mapping[str, Any]) -> NodeInfo:
         uid=str(meta.get("uid") or ""),
         resource_version=str(meta.get("resourceVersion") or ""),
         labels=_labels(meta.get("labels")),
-        gpu_capacity=parse_quantity_int(capacity.get(GPU_RESOURCE)),
+        gpu_capacity=(
+            parse_quantity_int(capacity[GPU_RESOURCE]) if GPU_RESOURCE in capacity else None
+        ),
         boot_id=str(node_info.get("bootID") or ""),
         creation_timestamp=parse_time(meta.get("creationTimestamp")),
     )
+
+
+def pod_object(pod: PodInfo) -> dict[str, Any]:
+    """The Pod dict shape of :class:`PodInfo` (what :mod:`infercost.collect` reads).
+
+    Only the kept fields appear; everything else is absent, as in a sparse API object.
+    """
+    meta: dict[str, Any] = {
+        "name": pod.name,
+        "namespace": pod.namespace,
+        "uid": pod.uid,
+        "resourceVersion": pod.resource_version,
+        "labels": dict(pod.labels),
+        "annotations": dict(pod.annotations),
+    }
+    if pod.owner_references:
+        meta["ownerReferences"] = [
+            {"kind": o.kind, "name": o.name, "controller": o.controller}
+            for o in pod.owner_references
+        ]
+    if pod.creation_timestamp is not None:
+        meta["creationTimestamp"] = format_epoch(pod.creation_timestamp)
+    if pod.deletion_timestamp is not None:
+        meta["deletionTimestamp"] = format_epoch(pod.deletion_timestamp)
+    containers = []
+    for c in pod.containers:
+        container: dict[str, Any] = {"name": c.name}
+        if c.ports:
+            container["ports"] = [
+                {"containerPort": number, **({"name": name} if name else {})}
+                for name, number in c.ports
+            ]
+        if c.gpu_limit:
+            container["resources"] = {"limits": {GPU_RESOURCE: str(c.gpu_limit)}}
+        containers.append(container)
+    spec: dict[str, Any] = {"containers": containers}
+    if pod.node_name:
+        spec["nodeName"] = pod.node_name
+    status: dict[str, Any] = {
+        "containerStatuses": [
+            {"name": c.name, "restartCount": c.restart_count} for c in pod.containers
+        ]
+    }
+    if pod.phase:
+        status["phase"] = pod.phase
+    if pod.pod_ip:
+        status["podIP"] = pod.pod_ip
+    if pod.start_time is not None:
+        status["startTime"] = format_epoch(pod.start_time)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
 
 
 # -- accessors that work on raw dicts and on the compact forms ---------------------------------

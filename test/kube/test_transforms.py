@@ -9,6 +9,12 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from infercost.collect.discovery import (
+    discover_exporters,
+    gpu_limit,
+    inference_target,
+    owner_name,
+)
 from infercost.kube.cache import (
     NAMESPACE_INDEX,
     NODE_INDEX,
@@ -18,13 +24,18 @@ from infercost.kube.cache import (
     index_pod_node,
 )
 from infercost.kube.transforms import (
+    GPU_RESOURCE as GPU,
+)
+from infercost.kube.transforms import (
     ContainerInfo,
     OwnerRef,
     object_key,
     parse_time,
+    pod_object,
     transform_node,
     transform_pod,
 )
+from infercost.testing.simservers.objects import make_dcgm_exporter_pod, make_pod
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kube"
 
@@ -50,9 +61,9 @@ def test_pod_transform_keeps_what_the_operator_reads() -> None:
         "prometheus.io/path": "/metrics",
         "infercost.ai/model": "meta-llama/Llama-3.3-70B-Instruct",
     }
-    assert pod.owner_references == (OwnerRef("ReplicaSet", "vllm-llama-3-70b-7d9f8c6b5"),)
+    assert pod.owner_references == (OwnerRef("ReplicaSet", "vllm-llama-3-70b-7d9f8c6b5", True),)
     assert pod.containers == (
-        ContainerInfo("vllm", 2, (("metrics", 8000),), 2),
+        ContainerInfo("vllm", 2, (("http", 8000), ("metrics", 8000)), 2),
         ContainerInfo("log-shipper", 0, (), 0),
     )
     assert pod.gpu_limit == 2 and pod.restart_count == 2
@@ -78,7 +89,29 @@ def test_node_transform() -> None:
     assert node.gpu_capacity == 8
     assert node.boot_id == "0f4e2d6c-8b1a-4c3e-9d7f-1a2b3c4d5e6f"
     assert node.labels["infercost.ai/pool"] == "h100"
-    assert transform_node({"metadata": {"name": "cpu"}}).gpu_capacity == 0
+    assert transform_node({"metadata": {"name": "cpu"}}).gpu_capacity is None
+    zero = transform_node({"metadata": {"name": "z"}, "status": {"capacity": {GPU: "0"}}})
+    assert zero.gpu_capacity == 0
+
+
+def test_pod_object_gives_collect_what_the_raw_pod_gives() -> None:
+    """Discovery on the cached form finds the same targets, holders and exporters."""
+    raw = pod_json()
+    raw["metadata"]["annotations"]["infercost.ai/metrics-port"] = "metrics"
+    cached = pod_object(transform_pod(raw))
+    assert inference_target(cached) == inference_target(raw)
+    assert inference_target(cached) is not None
+    assert gpu_limit(cached) == gpu_limit(raw) == 2
+    assert owner_name(cached) == owner_name(raw) == "vllm-llama-3-70b"
+    exporter = make_dcgm_exporter_pod("gpu-node-017", "10.1.4.99", port_name="metrics", port=9500)
+    assert discover_exporters([pod_object(transform_pod(exporter))]) == discover_exporters(
+        [exporter]
+    )
+    starting = make_pod("s", ip=None, phase="Pending", deleting=True)
+    assert pod_object(transform_pod(starting))["metadata"]["deletionTimestamp"] == (
+        "2026-11-27T09:00:00Z"
+    )
+    assert inference_target(pod_object(transform_pod(starting))) is None
 
 
 def test_cached_pod_costs_at_most_2kb() -> None:
