@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import openapi
 from .resources import Registry
-from .serving import DOCUMENTS
+from .serving import DOCUMENTS, SERVER_VERSION
 from .status import ApiError
 
 if TYPE_CHECKING:
@@ -25,67 +26,44 @@ V2_PATH = "/openapi/v2"
 
 
 def openapi_resources(registry: Registry) -> list[openapi.OpenAPIResource]:
-    out = []
-    for r in registry.all():
-        schema: dict[str, Any] | None = None
-        if r.is_crd_resource:
-            schema = r.schema or {"type": "object"}
-        out.append(
-            openapi.OpenAPIResource(
-                group=r.group,
-                version=r.version,
-                kind=r.kind,
-                plural=r.plural,
-                namespaced=r.namespaced,
-                schema=schema,
-                status_subresource=r.status_subresource,
-                verbs=r.verbs,
-            )
-        )
-    return out
+    return [openapi.resource_from_definition(r) for r in registry.all()]
 
 
 class Documents:
-    """The OpenAPI documents for one registry revision, built on first use."""
+    """The OpenAPI catalog of one registry revision (rebuilt when a CRD changes)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._revision = -1
-        self._v3: dict[str, dict[str, Any]] = {}
+        self._catalog: openapi.OpenAPICatalog | None = None
         self._encoded: dict[str, bytes] = {}
 
-    def _refresh(self, registry: Registry) -> None:
-        if registry.revision != self._revision:
-            self._v3 = openapi.v3_documents(openapi_resources(registry))
+    def _current(self, registry: Registry) -> openapi.OpenAPICatalog:
+        if self._catalog is None or registry.revision != self._revision:
+            self._catalog = openapi.OpenAPICatalog.build(
+                openapi_resources(registry), server_version=SERVER_VERSION["gitVersion"]
+            )
             self._encoded = {}
             self._revision = registry.revision
+        return self._catalog
 
     def get(self, registry: Registry, path: str, accept: str | None) -> bytes:
+        if path == V2_PATH and not openapi.v2_acceptable(accept):
+            raise ApiError(406, "only application/json is served for /openapi/v2", "NotAcceptable")
         with self._lock:
-            self._refresh(registry)
+            catalog = self._current(registry)
             cached = self._encoded.get(path)
-            if cached is not None and path != V2_PATH:
+            if cached is not None:
                 return cached
+            doc: Mapping[str, Any] | None
             if path == V2_PATH:
-                if not openapi.v2_acceptable(accept):
-                    raise ApiError(
-                        406,
-                        "only application/json is served for /openapi/v2",
-                        "NotAcceptable",
-                    )
-                if cached is not None:
-                    return cached
-                doc: dict[str, Any] = openapi.build_v2(
-                    openapi_resources(registry), server_version="v1.34.0-kubesim"
-                )
+                doc = catalog.v2
             elif path == V3_PREFIX:
-                doc = openapi.build_v3_index(self._v3, prefix=V3_PREFIX)
+                doc = catalog.index
             else:
-                key = path[len(V3_PREFIX) + 1 :].strip("/")
-                found = self._v3.get(key)
-                if found is None:
+                doc = catalog.v3(path)
+                if doc is None:
                     raise ApiError(404, f"no OpenAPI document at {path}", "NotFound", {})
-                doc = found
             body = json.dumps(doc, separators=(",", ":")).encode()
             self._encoded[path] = body
             return body

@@ -144,3 +144,41 @@ def test_injected_clock_sets_timestamps_and_table_ages() -> None:
         ).json()
         assert table["kind"] == "Table"
         assert table["rows"][0]["cells"][-1] == "5m"
+
+
+def test_openapi_documents_follow_installed_crds(sim: KubeSim, tmp_path: object) -> None:
+    import requests
+
+    index = requests.get(f"{sim.url}/openapi/v3", timeout=5).json()["paths"]
+    url = index[f"apis/{G}/{V}"]["serverRelativeURL"]
+    doc = requests.get(f"{sim.url}{url}", timeout=5).json()
+    assert doc["openapi"].startswith("3.")
+    assert any(name.endswith(".Widget") for name in doc["components"]["schemas"])
+    assert requests.get(f"{sim.url}/openapi/v3/apis/none.io/v1", timeout=5).status_code == 404
+    assert requests.get(f"{sim.url}/openapi/v2", timeout=5).json()["swagger"] == "2.0"
+    protobuf_only = {"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
+    assert (
+        requests.get(f"{sim.url}/openapi/v2", headers=protobuf_only, timeout=5).status_code == 406
+    )
+    assert "apis/demo.io/v1" not in index
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.demo.io"},
+        "spec": {
+            "group": "demo.io",
+            "scope": "Cluster",
+            "names": {"plural": "things", "kind": "Thing"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    client.ApiextensionsV1Api(sim.api_client()).create_custom_resource_definition(crd)
+    updated = requests.get(f"{sim.url}/openapi/v3", timeout=5).json()["paths"]
+    assert "apis/demo.io/v1" in updated
