@@ -11,6 +11,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,7 @@ def fake_binary(tmp_path: Path, mode: str = "normal") -> Path:
     return path
 
 
-def make_server(tmp_path: Path, binary: Path, **options: object) -> llamaserver.LlamaServer:
+def make_server(tmp_path: Path, binary: Path, **options: Any) -> llamaserver.LlamaServer:
     model = tmp_path / "model.gguf"
     model.write_bytes(b"GGUF")
     return llamaserver.LlamaServer(

@@ -7,6 +7,7 @@ The vocabulary and shapes are checked without ``gguf``; writing and reading a fi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_weights_are_seeded_float32() -> None:
         ({"embedding_length": 12, "head_count": 4, "head_count_kv": 1}, "must be even"),
     ],
 )
-def test_spec_rejects_impossible_shapes(kwargs: dict[str, int], message: str) -> None:
+def test_spec_rejects_impossible_shapes(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TinyLlamaSpec(**kwargs)
 
