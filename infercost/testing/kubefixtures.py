@@ -17,17 +17,14 @@ import pytest
 
 from infercost.kube.rest import RestClient
 from infercost.testing.kubesim import KubeSim
+from infercost.testing.kubesim.fixtures import default_crd_dirs
 
 __all__ = ["KubeEnv", "crd_dirs", "eventually", "kube"]
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_SHIPPED_CRDS = Path(__file__).resolve().parent / "crds"
 
 
 def crd_dirs() -> list[Path]:
     """The repository's CRDs (manifests/crd) when present, then the shipped test CRDs."""
-    dirs = [d for d in (_REPO_ROOT / "manifests" / "crd", _SHIPPED_CRDS) if d.is_dir()]
-    return dirs
+    return default_crd_dirs()
 
 
 def eventually(
