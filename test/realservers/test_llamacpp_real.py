@@ -30,7 +30,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from infercost.collect.backends import Role, detect_backend, read_tokens
-from infercost.collect.scanning import check_text
+from infercost.collect.scanning import check_text, scan
 from infercost.testing import llamaserver
 
 pytestmark = pytest.mark.realserver
@@ -354,5 +354,15 @@ def test_page_format_matches_the_recorded_page(server: llamaserver.LlamaServer) 
     assert RECORDED_PAGE.exists(), f"no recorded page; rerun with {RECORD_ENV}=1"
     recorded = RECORDED_PAGE.read_text()
     assert _structure(live) == _structure(recorded)
-    # The recorded page is a page infercost reads, too.
-    assert read_tokens("llamacpp", recorded.encode()).readings
+    # infercost's scanner reads every series of the live and the recorded page as
+    # prometheus_client does. The names are the page's: prometheus_client reports a counter
+    # sample served without ``_total`` (``llamacpp:n_tokens_max``) under ``<name>_total``.
+    for text in (live, recorded):
+        reference = _parsed(text.encode())
+        names = [n for n in _structure(text) if not n.startswith("#")]
+        assert len(names) >= 10
+        found = scan(text.encode(), names)
+        for name in names:
+            expected = reference[name] if name in reference else reference[name + "_total"]
+            assert [s.value for s in found[name]] == [expected], name
+        assert read_tokens("llamacpp", text.encode()).readings
