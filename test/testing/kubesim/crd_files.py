@@ -1,5 +1,5 @@
-"""Where the kubesim unit tests get their CRDs: the generated manifests when present, otherwise
-the hand-written fixtures under test/data/crds/."""
+"""Where the kubesim unit tests get their CRDs: the generated manifests (manifests/crd), so the
+tests always see what users install."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-SEARCH = (REPO / "manifests" / "crd", REPO / "test" / "data" / "crds")
+SEARCH = (REPO / "manifests" / "crd",)
 
 
 def load_crd(plural: str) -> dict[str, Any]:
