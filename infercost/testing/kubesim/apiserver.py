@@ -716,6 +716,17 @@ class ApiServer:
         if r.storage_key == _CRD_KEY:
             defs = crd_resources(stored.obj)
             self.registry.set_crd(stored.obj["metadata"]["name"], defs)
+        elif r.storage_key == _NS_KEY:
+            self._ensure_default_service_account(stored.obj["metadata"]["name"])
+
+    def _ensure_default_service_account(self, namespace: str) -> None:
+        """What the serviceaccount controller does: every namespace gets a ``default`` account
+        (cluster tooling waits for it before it calls a cluster ready)."""
+        sa = self.registry.lookup("", "v1", "serviceaccounts")
+        if sa is None or self.store.get(sa.storage_key, (namespace, "default")) is not None:
+            return
+        body = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+        self.create(Target(sa, namespace, None, None), json.dumps(body).encode(), {})
 
     def update(self, t: Target, body: bytes, query: dict[str, str]) -> Result:
         r = t.resource

@@ -182,3 +182,17 @@ def test_openapi_documents_follow_installed_crds(sim: KubeSim, tmp_path: object)
     client.ApiextensionsV1Api(sim.api_client()).create_custom_resource_definition(crd)
     updated = requests.get(f"{sim.url}/openapi/v3", timeout=5).json()["paths"]
     assert "apis/demo.io/v1" in updated
+
+
+def test_every_namespace_gets_a_default_service_account(sim: KubeSim) -> None:
+    import urllib.request
+
+    core = client.CoreV1Api(sim.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+    names = {
+        (sa.metadata.namespace, sa.metadata.name)
+        for sa in core.list_service_account_for_all_namespaces().items
+    }
+    assert {("default", "default"), ("team-a", "default")} <= names
+    verbose = urllib.request.urlopen(f"{sim.url}/readyz?verbose").read().decode()
+    assert verbose.rstrip().endswith("readyz check passed")
