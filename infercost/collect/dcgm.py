@@ -148,6 +148,10 @@ def read_dcgm(body: bytes) -> DcgmPage:
     text = check_text(body)
     found = _SCANNER.scan(text, checked=True)
     if not found[POWER] and not found[ENERGY]:
+        if _declares(text, POWER) or _declares(text, ENERGY):
+            # The exporter runs and declares the families, but reports no GPU (no driver
+            # loaded, every GPU filtered out): a page without readings, not an error.
+            return DcgmPage(())
         if text.strip() and not serves_prefix(text, ["DCGM_"]):
             raise MissingMetricsError(
                 f"the page is not a dcgm-exporter page: no {POWER} or {ENERGY} and no DCGM_ series"
@@ -173,6 +177,15 @@ def read_dcgm(body: bytes) -> DcgmPage:
             entry.add(metric, sample)
     gpus = [entry.reading(key) for key, entry in rows.items()]
     return DcgmPage(tuple(gpus))
+
+
+def _declares(text: bytes, family: str) -> bool:
+    """Whether the page has a ``# TYPE`` or ``# HELP`` line for ``family``."""
+    name = family.encode("ascii")
+    return any(
+        text.startswith(head + name) or b"\n" + head + name in text
+        for head in (b"# TYPE ", b"# HELP ")
+    )
 
 
 def dedupe_gpus(readings: Iterable[GpuReading]) -> tuple[GpuReading, ...]:

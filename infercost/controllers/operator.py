@@ -99,7 +99,13 @@ class ComponentSpec:
 
 def default_components() -> list[ComponentSpec]:
     """The components of a full operator; each later part adds its entry here."""
-    return []
+    from infercost.controllers.costprofile import build_costprofile_controller
+    from infercost.controllers.sampling import shared_sampler
+
+    return [
+        ComponentSpec("sampler", shared_sampler, leader_only=True),
+        ComponentSpec("costprofile", build_costprofile_controller, leader_only=True),
+    ]
 
 
 class _LeaderGate:
