@@ -47,11 +47,7 @@ def _profile(name: str, rate: float = 0.10) -> dict[str, Any]:
 
 def _create_pod(kube: KubeEnv, pod: dict[str, Any]) -> None:
     ns = pod["metadata"]["namespace"]
-    if ns != NS:
-        try:
-            kube.sim.create_namespace(ns)
-        except Exception:
-            pass
+    kube.sim.create_namespace(ns)  # idempotent
     kube.rest.create(PODS, pod, ns)
     kube.rest.merge_patch(PODS, pod["metadata"]["name"], {"status": pod["status"]}, ns, "status")
 
