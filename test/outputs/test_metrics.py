@@ -1,0 +1,126 @@
+"""The CostProfile collector renders current records at scrape time."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from infercost.outputs.metrics import (
+    POWER_SOURCES,
+    CostProfileCollector,
+    CostProfileSeries,
+    GpuPowerSeries,
+)
+
+
+def record(name: str = "h100", namespace: str = "ml", source: str = "DCGM") -> CostProfileSeries:
+    return CostProfileSeries(
+        namespace=namespace,
+        name=name,
+        gpu_model='NVIDIA "H100"',
+        hourly_cost_usd=6.18,
+        amortization_per_hour_usd=6.0,
+        electricity_per_hour_usd=0.18,
+        power_watts=1200.0,
+        power_source=source,
+        gpus=(
+            GpuPowerSeries("gpu-1", "0", "GPU-a", 700.0),
+            GpuPowerSeries("gpu-2", "0", "GPU-b", 500.0),
+        ),
+    )
+
+
+def scrape(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_series_names_labels_and_values() -> None:
+    registry = CollectorRegistry()
+    collector = CostProfileCollector()
+    registry.register(collector)
+    collector.update(record())
+    series = scrape(registry)
+    profile = {
+        ("costprofile", "h100"),
+        ("costprofile_namespace", "ml"),
+        ("gpu_model", 'NVIDIA "H100"'),
+    }
+    assert series[("infercost_costprofile_hourly_cost_usd", frozenset(profile))] == 6.18
+    assert series[("infercost_costprofile_amortization_per_hour_usd", frozenset(profile))] == 6.0
+    assert series[("infercost_costprofile_electricity_per_hour_usd", frozenset(profile))] == 0.18
+    assert series[("infercost_costprofile_power_watts", frozenset(profile))] == 1200.0
+    sources = {
+        source: series[
+            ("infercost_costprofile_power_source", frozenset(profile | {("source", source)}))
+        ]
+        for source in POWER_SOURCES
+    }
+    assert sources == {"DCGM": 1.0, "Partial": 0.0, "TDP": 0.0, "None": 0.0}
+    gpu = frozenset(
+        {
+            ("costprofile", "h100"),
+            ("costprofile_namespace", "ml"),
+            ("node", "gpu-1"),
+            ("gpu", "0"),
+            ("uuid", "GPU-a"),
+        }
+    )
+    assert series[("infercost_gpu_power_watts", gpu)] == 700.0
+
+
+def test_removed_and_replaced_records() -> None:
+    registry = CollectorRegistry()
+    collector = CostProfileCollector()
+    registry.register(collector)
+    collector.update(record("a"))
+    collector.update(record("b", source="TDP"))
+    collector.update(record("b", source="None"))
+    collector.remove("ml", "a")
+    collector.remove("ml", "never-there")
+    series = scrape(registry)
+    names = {dict(labels)["costprofile"] for _, labels in series}
+    assert names == {"b"}
+    active = [
+        dict(labels)["source"]
+        for (name, labels), value in series.items()
+        if name == "infercost_costprofile_power_source" and value == 1.0
+    ]
+    assert active == ["None"]
+    collector.remove("ml", "b")
+    assert not scrape(registry), "no records: the families are empty"
+
+
+def test_an_unknown_power_source_is_refused() -> None:
+    with pytest.raises(ValueError, match="not one of DCGM, Partial, TDP, None"):
+        record(source="Measured")
+
+
+def test_updates_while_scraping_are_safe() -> None:
+    registry = CollectorRegistry()
+    collector = CostProfileCollector()
+    registry.register(collector)
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            collector.update(record(f"p{i % 50}"))
+            collector.remove("ml", f"p{(i + 25) % 50}")
+            i += 1
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(50):
+            scrape(registry)
+    finally:
+        stop.set()
+        t.join()
