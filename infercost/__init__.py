@@ -1,3 +1,3 @@
-"""InferCost: the cost of self-hosted LLM inference on Kubernetes, per token, model and namespace."""
+"""InferCost: what self-hosted LLM inference on Kubernetes costs per token, model, namespace."""
 
 __version__ = "0.1.0"
