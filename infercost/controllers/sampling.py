@@ -416,17 +416,22 @@ class Sampler:
         nodes = [NodeFacts(n.name, n.labels) for n in self.nodes.store.objects()]
         return resolve_membership(claims, nodes)
 
-    def _pods_on(self, nodes: Sequence[str]) -> list[dict[str, Any]]:
-        out = []
+    def _pods_by_node(self, nodes: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The cached pods of ``nodes`` in the dict shape discovery reads, per node.
+
+        Conversions are reused while a pod's resourceVersion stays the same."""
+        out: dict[str, list[dict[str, Any]]] = {}
         fresh: dict[str, tuple[str, dict[str, Any]]] = {}
         for node in nodes:
+            on_node = out[node] = []
             for pod in self.pods.store.by_index(NODE_INDEX, node):
-                assert isinstance(pod, PodInfo)
+                if not isinstance(pod, PodInfo):
+                    continue
                 cached = self._pod_dicts.get(pod.key)
                 if cached is None or cached[0] != pod.resource_version:
                     cached = (pod.resource_version, pod_object(pod))
                 fresh[pod.key] = cached
-                out.append(cached[1])
+                on_node.append(cached[1])
         self._pod_dicts = fresh
         return out
 
@@ -441,7 +446,8 @@ class Sampler:
         membership = self.membership()
         owned = membership.owned_nodes()
         owned_set = set(owned)
-        pods = self._pods_on(owned)
+        pods_by_node = self._pods_by_node(owned)
+        pods = [p for on_node in pods_by_node.values() for p in on_node]
         inference = discover_inference(pods, owned_set)
         exporters = discover_exporters(
             pods, owned_set, self.settings.dcgm_selectors, default_port=self.settings.dcgm_port
@@ -477,7 +483,7 @@ class Sampler:
             if not isinstance(info, NodeInfo):
                 continue
             gpus = dcgm.gpus.get(name, ())
-            on_node = [p for p in pods if (p.get("spec") or {}).get("nodeName") == name]
+            on_node = pods_by_node.get(name, [])
             node_samples[name] = NodeSample(
                 name=name,
                 uid=info.uid,
