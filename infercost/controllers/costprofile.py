@@ -60,6 +60,7 @@ __all__ = [
     "CostProfileReconciler",
     "Figures",
     "build_costprofile_controller",
+    "clip_message",
     "compute_figures",
     "metrics_scraped",
 ]
@@ -88,6 +89,22 @@ _FIGURE_FIELDS = (
     "gpusReporting",
     "inferencePods",
 )
+
+
+MAX_MESSAGE_CHARS = 2048
+"""Condition messages are cut here (at a ``; `` boundary when possible): a pool of hundreds of
+nodes without exporters would otherwise exceed what ``kubectl describe`` can show, and the API
+server's 32 KiB limit."""
+
+
+def clip_message(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` cut to at most ``limit`` characters, ending in ``; …`` when cut."""
+    if len(message) <= limit:
+        return message
+    suffix = "; …"
+    head = message[: limit - len(suffix)]
+    cut = head.rsplit("; ", 1)[0] if "; " in head else head
+    return cut + suffix
 
 
 def _money(value: float) -> float:
@@ -360,7 +377,7 @@ class CostProfileReconciler:
                 type_,
                 status=status,
                 reason=reason,
-                message=message,
+                message=clip_message(message),
                 observed_generation=generation,
                 now=now,
             )

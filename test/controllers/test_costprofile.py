@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from infercost.collect.discovery import parse_dcgm_url
-from infercost.controllers.costprofile import CostProfileReconciler
+from infercost.controllers.costprofile import CostProfileReconciler, clip_message
 from infercost.controllers.operator import CUSTOM_RESOURCES
 from infercost.controllers.sampling import Sampler, SamplerSettings
 from infercost.kube.clock import FakeClock
@@ -796,3 +796,22 @@ def test_events_are_not_repeated_while_nothing_changes(cluster: Cluster) -> None
         cluster.clock.advance(INTERVAL)
     events = cluster.events_of("h100")
     assert sorted(r for _, r, _ in events) == ["CostComputed", "DCGMNotFound"]
+
+
+def test_an_exporter_pod_that_is_not_running_is_a_scrape_failure(cluster: Cluster) -> None:
+    cluster.node("gpu-1")
+    cluster.pod(make_dcgm_exporter_pod("gpu-1", "127.0.0.1", phase="Pending"))
+    cluster.profile("h100", gpu_count=2)
+    cluster.step()
+    dcgm = cluster.condition("h100", "DCGMReachable")
+    assert dcgm["reason"] == "DCGMScrapeFailed"
+    assert "gpu-operator/nvidia-dcgm-exporter-gpu-1 is not running" in dcgm["message"]
+
+
+def test_long_condition_messages_are_clipped_at_a_boundary() -> None:
+    problems = "; ".join(
+        f"node gpu-{i:03d}: no DCGM exporter found on the node" for i in range(400)
+    )
+    clipped = clip_message("no GPU power readings: " + problems)
+    assert len(clipped) <= 2048 and clipped.endswith("on the node; …")
+    assert clip_message("short") == "short"
