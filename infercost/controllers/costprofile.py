@@ -330,7 +330,7 @@ class CostProfileReconciler:
             spec = parse_costprofile(obj, include_status=False).spec
         except ValidationError as exc:
             self.collector.remove(namespace, name)
-            return self._write(obj, self._invalid(current, generation, exc, now), None)
+            return self._write(obj, self._invalid(current, generation, exc, now))
 
         sample = self.sampler.latest()
         profile = sample.profile(key) if sample is not None else None
@@ -353,7 +353,7 @@ class CostProfileReconciler:
             now=now,
         )
         self.collector.update(_series(namespace, name, spec, figures))
-        result = self._write(obj, desired, figures)
+        result = self._write(obj, desired)
         if isinstance(result, RequeueAfter):
             # look again just after the sample turns stale, in case no newer one comes
             until_stale = self.stale_after - age
@@ -488,13 +488,11 @@ class CostProfileReconciler:
         status["conditions"] = self._conditions(
             current, generation, now, [(READY, "False", "Stale", self._stale_message(since))]
         )
-        return self._write(obj, status, None)
+        return self._write(obj, status)
 
     # -- the write and what follows it ---------------------------------------------------------
 
-    def _write(
-        self, obj: Mapping[str, Any], desired: Mapping[str, Any], figures: Figures | None
-    ) -> Result:
+    def _write(self, obj: Mapping[str, Any], desired: Mapping[str, Any]) -> Result:
         old_conditions = (obj.get("status") or {}).get("conditions") or ()
         result = self.writer.write(obj, desired)
         if result.outcome is WriteOutcome.CONFLICT:

@@ -408,7 +408,7 @@ def test_money_changes_wait_for_the_status_interval_counts_do_not(cluster: Clust
 def test_partial_names_the_node_without_an_exporter(cluster: Cluster) -> None:
     cluster.node("gpu-1")
     cluster.node("gpu-2")
-    cluster.exporter("gpu-1", watts=250.0)
+    first = cluster.exporter("gpu-1", watts=250.0)
     cluster.profile("h100")
     cluster.step()
     status = cluster.status("h100")
@@ -420,8 +420,15 @@ def test_partial_names_the_node_without_an_exporter(cluster: Cluster) -> None:
     assert (dcgm["status"], dcgm["reason"]) == ("Unknown", "DCGMPartial")
     assert "node gpu-2: no DCGM exporter found" in dcgm["message"]
     assert "gpu-1" not in dcgm["message"].split("GPUs report power through DCGM;")[1]
+    assert "count the mean power of the measured GPUs" in dcgm["message"]
     events = cluster.events_of("h100")
     assert ("Warning", "DCGMPartial") in [(t, r) for t, r, _ in events]
+    # the mean moves with the readings, the message does not: no write within the interval
+    writes = cluster.status_patches()
+    first.set_power(0, 270.0)
+    cluster.clock.advance(INTERVAL)
+    cluster.step()
+    assert cluster.status_patches() == writes
 
     cluster.exporter("gpu-2", watts=250.0)
     cluster.clock.advance(INTERVAL)
