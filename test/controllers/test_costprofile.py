@@ -21,11 +21,11 @@ from infercost.controllers.costprofile import CostProfileReconciler, clip_messag
 from infercost.controllers.operator import CUSTOM_RESOURCES
 from infercost.controllers.sampling import Sampler, SamplerSettings
 from infercost.kube.clock import FakeClock
-from infercost.kube.controller import RequeueAfter
+from infercost.kube.controller import RETRY, RequeueAfter
 from infercost.kube.events import EventRecorder, ObjectRef
 from infercost.kube.health import HealthMetrics
 from infercost.kube.informer import InformerFactory
-from infercost.kube.rest import EVENTS, NODES, PODS, RestClient
+from infercost.kube.rest import EVENTS, NODES, PODS, ApiError, RestClient
 from infercost.kube.status import StatusWriter
 from infercost.outputs.metrics import CostProfileCollector
 from infercost.testing.kubefixtures import crd_dirs, eventually
@@ -822,3 +822,21 @@ def test_long_condition_messages_are_clipped_at_a_boundary() -> None:
     clipped = clip_message("no GPU power readings: " + problems)
     assert len(clipped) <= 2048 and clipped.endswith("on the node; …")
     assert clip_message("short") == "short"
+
+
+def test_a_conflicting_write_retries_and_an_api_error_raises(cluster: Cluster) -> None:
+    cluster.node("gpu-1")
+    cluster.profile("h100", gpu_count=2)
+    cluster.sampler.sample_once()
+    cluster.sim.faults.conflict("costprofiles", "h100", NS)
+    assert cluster.reconcile("ml/h100") == RETRY
+    assert cluster.status("h100") == {}, "nothing written over a newer object"
+    assert not [(t, r) for t, r, _ in cluster.events_of("h100")], "no Event for a lost write"
+    assert isinstance(cluster.reconcile("ml/h100"), RequeueAfter)
+    assert cluster.condition("h100", "Ready")["reason"] == "CostComputed"
+    cluster.patch_spec("h100", {"hardware": {"gpuCount": 4}})
+    cluster.sim.faults.respond("patch", "costprofiles", 500)
+    with pytest.raises(ApiError):
+        cluster.reconcile("ml/h100")  # the controller retries it through the rate limiter
+    cluster.reconcile("ml/h100")
+    assert cluster.status("h100")["observedGeneration"] == 2
