@@ -41,7 +41,6 @@ from infercost.controllers.sampling import ProfileSample, Sample, Sampler, share
 from infercost.engine.costmodel import (
     DCGMReason,
     Hardware,
-    PowerResolution,
     ProfileCost,
     evaluate_profile,
 )
@@ -218,22 +217,6 @@ def _ready_true_message(figures: Figures, profile: ProfileSample) -> str:
     return "; ".join(parts)
 
 
-def _dcgm_message(power: PowerResolution, tdp_watts: float | None) -> str:
-    """The ``DCGMReachable`` message. For ``DCGMPartial`` with the mean of the measured GPUs as
-    fallback, the mean itself is left out: it moves with every reading, and the message must
-    only change when the situation does."""
-    if power.reason is not DCGMReason.PARTIAL or tdp_watts is not None:
-        return power.message
-    problems = [n.missing_reason for n in power.nodes if n.missing_reason]
-    fallback_gpus = sum(n.fallback_gpus for n in power.nodes)
-    return (
-        f"{power.gpus_reporting} of {_gpus(power.matched_gpus)} GPUs report power through DCGM; "
-        + "; ".join(problems)
-        + f"; the other {_gpus(fallback_gpus)} count the mean power of the measured GPUs "
-        "(set spec.hardware.tdpWatts to use a fixed figure)"
-    )
-
-
 def _lost_message(lost: Mapping[str, str]) -> str:
     by_owner: dict[str, list[str]] = {}
     for node, owner in sorted(lost.items()):
@@ -395,7 +378,6 @@ class CostProfileReconciler:
         now: datetime,
     ) -> dict[str, Any]:
         power = figures.cost.power
-        tdp_watts = figures.tdp_watts
         if profile.membership.overlap:
             ready = ("False", "Overlap", _overlap_message(profile))
             dcgm = (
@@ -405,7 +387,7 @@ class CostProfileReconciler:
                 "GPU power is measured for it",
             )
         else:
-            dcgm = (power.status, power.reason.value, _dcgm_message(power, tdp_watts))
+            dcgm = (power.status, power.reason.value, power.message)
             if age > self.stale_after:
                 ready = ("False", "Stale", self._stale_message(profile.time))
             else:

@@ -404,8 +404,15 @@ def resolve_power(
         message = (
             f"{n_measured} of {_fmt_gpus(matched)} GPUs report power through DCGM; "
             + "; ".join(problems)
-            + f"; the other {_fmt_gpus(fallback_gpus)} count {_fmt_watts(fallback)} each "
-            + ("(tdpWatts)" if tdp_watts is not None else "(mean of the measured GPUs)")
+            + f"; the other {_fmt_gpus(fallback_gpus)} count "
+            # The measured mean moves with every reading; a condition message must change only
+            # when the situation does, so it is named, not quoted.
+            + (
+                f"{_fmt_watts(fallback)} each (tdpWatts)"
+                if tdp_watts is not None
+                else "the mean power of the measured GPUs "
+                "(set spec.hardware.tdpWatts to use a fixed figure)"
+            )
         )
     else:
         failed = any(

@@ -121,3 +121,15 @@ def test_empty_page_has_no_readings_but_other_pages_are_errors() -> None:
         read_dcgm(b'DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-a"} 40\n')
     with pytest.raises(NotPrometheusTextError):
         read_dcgm(page("bad-html-error.html"))
+
+
+def test_page_declaring_the_families_without_gpu_rows_has_no_readings() -> None:
+    # An exporter whose node has no driver loaded (or whose GPUs are all filtered out) still
+    # serves HELP/TYPE lines: that is "no readings" (DCGMNotFound), not a scrape error.
+    body = (
+        b"# HELP DCGM_FI_DEV_POWER_USAGE Power draw (in W).\n"
+        b"# TYPE DCGM_FI_DEV_POWER_USAGE gauge\n"
+        b"# HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Total energy consumption since boot.\n"
+        b"# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n"
+    )
+    assert read_dcgm(body).gpus == ()

@@ -200,7 +200,10 @@ def test_partial_without_tdp_uses_the_mean_of_measured_gpus() -> None:
     assert res.fallback_watts_per_gpu == pytest.approx(400)
     assert res.power_watts == pytest.approx(800 + 2 * 400)
     assert res.power_source is PowerSource.PARTIAL
-    assert "mean of the measured GPUs" in res.message
+    assert "the mean power of the measured GPUs" in res.message
+    assert "set spec.hardware.tdpWatts" in res.message
+    # The mean moves with every reading; the condition message must not.
+    assert "400" not in res.message
 
 
 def test_scrape_failed_when_no_readings_and_an_exporter_failed() -> None:
