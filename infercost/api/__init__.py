@@ -6,7 +6,8 @@ else from InferCost and performs no I/O.
 
 Entry points: :func:`parse_resource` (and the per-kind ``parse_*``) turn a CR dict into a
 typed object or raise :class:`ValidationError`; every model has ``to_dict()`` for the camelCase
-JSON the API server stores; :func:`set_condition` maintains ``metav1.Condition`` lists.
+JSON the API server stores. Conditions are maintained on status dicts by
+``infercost.kube.conditions``, where status is written.
 """
 
 from infercost.api.costprofile import (
@@ -21,7 +22,6 @@ from infercost.api.meta import (
     ConditionStatus,
     ObjectMeta,
     find_condition,
-    set_condition,
 )
 from infercost.api.resources import (
     API_VERSION,
@@ -126,5 +126,4 @@ __all__ = [
     "parse_usagereport",
     "resource_to_dict",
     "resource_type_of",
-    "set_condition",
 ]

@@ -2,8 +2,8 @@
 
 ``ObjectMeta`` keeps only what the operator reads (identity, generation, creation time, labels);
 every other metadata field is accepted and ignored, as it belongs to the API server.
-Conditions follow apimachinery's ``metav1.Condition``; :func:`set_condition` keeps
-``lastTransitionTime`` unless the status flips.
+Conditions follow apimachinery's ``metav1.Condition`` (typed here for reading a status back;
+the writer side lives in ``infercost.kube.conditions``).
 """
 
 from __future__ import annotations
@@ -186,32 +186,3 @@ class Condition(Model):
 
 def find_condition(conditions: tuple[Condition, ...], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
-
-
-def set_condition(
-    conditions: tuple[Condition, ...],
-    type_: str,
-    status: ConditionStatus,
-    reason: str,
-    message: str,
-    *,
-    now: dt.datetime,
-    observed_generation: int | None = None,
-) -> tuple[Condition, ...]:
-    """Return ``conditions`` with ``type_`` set; ``lastTransitionTime`` moves only on a flip.
-
-    The position of an existing condition is kept; a new one is appended.
-    """
-    old = find_condition(conditions, type_)
-    changed_at = old.last_transition_time if old is not None and old.status == status else now
-    new = Condition(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=changed_at,
-        observed_generation=observed_generation,
-    )
-    if old is None:
-        return (*conditions, new)
-    return tuple(new if c.type == type_ else c for c in conditions)

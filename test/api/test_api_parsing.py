@@ -30,7 +30,6 @@ from infercost.api import (
     parse_tokenbudget,
     parse_usagereport,
     resource_to_dict,
-    set_condition,
 )
 from infercost.cli.validate import load_documents
 
@@ -308,32 +307,6 @@ def test_models_are_frozen_and_hashable() -> None:
     assert isinstance(profile.spec.node_selector, FrozenMap)
     changed = attrs.evolve(profile.spec.hardware, gpu_count=16)
     assert changed.gpu_count == 16 and profile.spec.hardware.gpu_count == 8
-
-
-NOW = dt.datetime(2026, 11, 27, 10, tzinfo=dt.UTC)
-LATER = NOW + dt.timedelta(minutes=5)
-
-
-def test_set_condition_moves_transition_time_only_on_a_flip() -> None:
-    conditions = set_condition(
-        (), "Ready", ConditionStatus.FALSE, "Stale", "no sample", now=NOW, observed_generation=1
-    )
-    same = set_condition(
-        conditions, "Ready", ConditionStatus.FALSE, "InvalidSpec", "bad", now=LATER
-    )
-    assert same[0].last_transition_time == NOW
-    assert same[0].reason == "InvalidSpec" and same[0].message == "bad"
-    flipped = set_condition(same, "Ready", ConditionStatus.TRUE, "CostComputed", "", now=LATER)
-    assert flipped[0].last_transition_time == LATER
-    more = set_condition(flipped, "MetricsScraped", ConditionStatus.TRUE, "Scraped", "", now=LATER)
-    assert [c.type for c in more] == ["Ready", "MetricsScraped"]
-    assert more[1].to_dict() == {
-        "type": "MetricsScraped",
-        "status": "True",
-        "reason": "Scraped",
-        "message": "",
-        "lastTransitionTime": "2026-11-27T10:05:00Z",
-    }
 
 
 # The JSON names SPEC §2 fixes; dashboards, Argo CD health checks and other teams read them.
