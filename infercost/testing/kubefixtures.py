@@ -23,7 +23,7 @@ __all__ = ["KubeEnv", "crd_dirs", "eventually", "kube"]
 
 
 def crd_dirs() -> list[Path]:
-    """The repository's CRDs (manifests/crd) when present, then the shipped test CRDs."""
+    """InferCost's CRDs, then the shipped test CRDs."""
     return default_crd_dirs()
 
 

@@ -1,12 +1,17 @@
 """pytest fixtures: ``kubesim`` (one fresh emulator per test) and ``kubesim_session``.
 
-Both install the repository's ``manifests/crd`` (when present) and the CRDs shipped in
-``infercost/testing/crds`` and pre-create the ``default``, ``kube-system`` and
+Both install InferCost's CRDs (rendered from ``infercost.api``, which is exactly what
+``manifests/crd`` holds: a test fails on drift) and the CRDs shipped in
+``infercost/testing/crds``, and pre-create the ``default``, ``kube-system`` and
 ``infercost-system`` namespaces. Registered through ``infercost.testing.fixtures``.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,18 +20,28 @@ import pytest
 from .emulator import KubeSim
 
 SHIPPED_CRDS = Path(__file__).resolve().parent.parent / "crds"
-REPO_ROOT = Path(__file__).resolve().parents[3]
 FIXTURE_NAMESPACES = ("infercost-system",)
 
 
+@functools.cache
+def infercost_crd_dir() -> Path:
+    """A directory holding InferCost's CRDs as ``hack/gen-crds`` renders them.
+
+    Rendered from the models rather than read from the source tree, so the fixtures work the
+    same from an installed package (tox) as from a checkout.
+    """
+    from infercost.api.crds import render_crds
+
+    directory = Path(tempfile.mkdtemp(prefix="infercost-crds-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    for name, text in render_crds().items():
+        (directory / name).write_text(text)
+    return directory
+
+
 def default_crd_dirs() -> list[Path]:
-    """The repository's CRDs (manifests/crd) if present, then the shipped test CRDs."""
-    dirs = []
-    repo_crds = REPO_ROOT / "manifests" / "crd"
-    if repo_crds.is_dir():
-        dirs.append(repo_crds)
-    dirs.append(SHIPPED_CRDS)
-    return dirs
+    """InferCost's CRDs, then the shipped test CRDs (PrometheusRule)."""
+    return [infercost_crd_dir(), SHIPPED_CRDS]
 
 
 def _start(bookmark_interval: float = 5.0) -> KubeSim:
