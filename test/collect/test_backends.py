@@ -15,6 +15,7 @@ from infercost.collect.backends import (
     read_tokens,
 )
 from infercost.collect.errors import MissingMetricsError, NotPrometheusTextError, ScrapeError
+from infercost.testing.simservers import pages
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "metrics"
 LLAMA70B = "meta-llama/Llama-3.3-70B-Instruct"
@@ -79,6 +80,24 @@ def test_llamacpp_input_is_prompt_plus_cached_and_has_no_model() -> None:
     cached = next(r for r in tokens.readings if r.series == "llamacpp:prompt_tokens_cached_total")
     assert cached.roles == {Role.INPUT, Role.CACHED}
     assert all(r.labels == () and r.created is None for r in tokens.readings)
+
+
+def test_llamacpp_counters_past_a_million_print_in_exponent_form() -> None:
+    # llama-server prints every value like C's %g: six significant digits.
+    body = pages.render_llamacpp(
+        pages.ModelCounters(
+            model="x",
+            engine="0",
+            input_tokens=18_452_310,
+            cached_tokens=1_000_000,
+            output_tokens=4_201_907,
+            requests=9000,
+        )
+    )
+    assert b"llamacpp:prompt_tokens_total 1.74523e+07\n" in body
+    tokens = read_tokens("llamacpp", body)
+    assert by_role(tokens, Role.INPUT) == {None: 17_452_300 + 1_000_000}
+    assert by_role(tokens, Role.OUTPUT) == {None: 4_201_910}
 
 
 def test_llamacpp_older_build_without_cached_counter() -> None:

@@ -522,43 +522,82 @@ def render_prefixed(
 
 
 def render_llamacpp(counter: ModelCounters, *, with_cached: bool = True) -> bytes:
-    """llama-server ``--metrics``: no labels, integer counters, HELP and TYPE on every metric."""
+    """llama-server ``--metrics``: no labels, HELP and TYPE on every metric.
+
+    ``with_cached`` renders a current build, as recorded from a real server
+    (test/realservers/data): the cached-prompt counter, the speculative-decoding counters, every
+    value printed like C's ``%g`` (six significant digits, so counters above 999999 are printed
+    in exponent form), counters before gauges. Without it, an older build: no cached counter,
+    no speculative counters, integer counters in full, its older HELP texts.
+    """
     prompt_seconds = round(counter.input_tokens / 425.0, 3)
     predicted_seconds = round(counter.output_tokens / 45.5, 3)
-    rows: list[tuple[str, str, str, str]] = [
-        ("prompt_tokens_total", "counter", "Number of prompt tokens processed.",
-         str(counter.input_tokens - counter.cached_tokens)),
-        ("prompt_seconds_total", "counter", "Prompt process time", _plain(prompt_seconds)),
-        ("tokens_predicted_total", "counter", "Number of generation tokens processed.",
-         str(counter.output_tokens)),
-        ("tokens_predicted_seconds_total", "counter", "Predict process time",
-         _plain(predicted_seconds)),
-        ("n_decode_total", "counter", "Total number of llama_decode() calls",
-         str(counter.output_tokens + counter.requests)),
-        ("n_tokens_max", "counter", "Largest observed n_tokens.",
-         str(min(4096, counter.input_tokens))),
-        ("n_busy_slots_per_decode", "counter",
-         "Average number of busy slots per llama_decode() call",
-         "1.42" if counter.requests else "0"),
-        ("prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s.",
-         _plain(round(counter.input_tokens / prompt_seconds, 4)) if prompt_seconds else "0"),
-        ("predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s.",
-         _plain(round(counter.output_tokens / predicted_seconds, 4)) if predicted_seconds else "0"),
-        ("requests_processing", "gauge", "Number of requests processing.", str(counter.running)),
-        ("requests_deferred", "gauge", "Number of requests deferred.", str(counter.waiting)),
-    ]  # fmt: skip
+    prompt_rate = round(counter.input_tokens / prompt_seconds, 4) if prompt_seconds else 0.0
+    predicted_rate = (
+        round(counter.output_tokens / predicted_seconds, 4) if predicted_seconds else 0.0
+    )
+    busy = 1.42 if counter.requests else 0.0
+    rows: list[tuple[str, str, str, float]]
     if with_cached:
-        rows.insert(
-            1,
-            (
-                "prompt_tokens_cached_total",
-                "counter",
-                "Number of prompt tokens served from the prompt cache.",
-                str(counter.cached_tokens),
-            ),
-        )
+        rows = [
+            ("prompt_tokens_total", "counter",
+             "Number of prompt tokens processed, excluding cached tokens",
+             counter.input_tokens - counter.cached_tokens),
+            ("prompt_tokens_cached_total", "counter",
+             "Number of prompt tokens reused from the cache", counter.cached_tokens),
+            ("prompt_seconds_total", "counter", "Total time spent processing prompts",
+             prompt_seconds),
+            ("tokens_predicted_total", "counter", "Number of generation tokens processed",
+             counter.output_tokens),
+            ("tokens_predicted_seconds_total", "counter", "Total time spent generating tokens",
+             predicted_seconds),
+            ("n_decode_total", "counter",
+             "Total number of llama_decode() calls, excluding speculative decoding and "
+             "multimodal decoding", counter.output_tokens + counter.requests),
+            ("n_tokens_max", "counter",
+             "Largest observed sequence length (prompt + generation)",
+             min(4096, counter.input_tokens)),
+            ("spec_decode_num_draft_tokens_total", "counter",
+             "Speculative: Total draft tokens generated", 0),
+            ("spec_decode_num_accepted_tokens_total", "counter",
+             "Speculative: Total draft tokens accepted by the target model", 0),
+            ("spec_decode_num_drafts_total", "counter",
+             "Speculative: Total speculative decoding verification steps", 0),
+            ("prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s",
+             prompt_rate),
+            ("predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s",
+             predicted_rate),
+            ("requests_processing", "gauge", "Number of requests processing", counter.running),
+            ("requests_deferred", "gauge", "Number of requests deferred", counter.waiting),
+            ("n_busy_slots_per_decode", "gauge",
+             "Average number of busy slots per llama_decode() call", busy),
+        ]  # fmt: skip
+        text = [(n, k, d, f"{v:g}") for n, k, d, v in rows]
+    else:
+        rows = [
+            ("prompt_tokens_total", "counter", "Number of prompt tokens processed.",
+             counter.input_tokens - counter.cached_tokens),
+            ("prompt_seconds_total", "counter", "Prompt process time", prompt_seconds),
+            ("tokens_predicted_total", "counter", "Number of generation tokens processed.",
+             counter.output_tokens),
+            ("tokens_predicted_seconds_total", "counter", "Predict process time",
+             predicted_seconds),
+            ("n_decode_total", "counter", "Total number of llama_decode() calls",
+             counter.output_tokens + counter.requests),
+            ("n_tokens_max", "counter", "Largest observed n_tokens.",
+             min(4096, counter.input_tokens)),
+            ("n_busy_slots_per_decode", "gauge",
+             "Average number of busy slots per llama_decode() call", busy),
+            ("prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s.",
+             prompt_rate),
+            ("predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s.",
+             predicted_rate),
+            ("requests_processing", "gauge", "Number of requests processing.", counter.running),
+            ("requests_deferred", "gauge", "Number of requests deferred.", counter.waiting),
+        ]  # fmt: skip
+        text = [(n, k, d, str(v) if isinstance(v, int) else _plain(v)) for n, k, d, v in rows]
     out = []
-    for name, kind, doc, value in rows:
+    for name, kind, doc, value in text:
         out.append(f"# HELP llamacpp:{name} {doc}\n# TYPE llamacpp:{name} {kind}\n")
         out.append(f"llamacpp:{name} {value}\n")
     return "".join(out).encode()
