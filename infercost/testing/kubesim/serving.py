@@ -178,6 +178,12 @@ class Handler(BaseHTTPRequestHandler):
         logged = False
 
         def log_it() -> None:
+            # Recorded before the response goes out: a client that has its answer must find
+            # its request in the log.
+            nonlocal logged
+            if logged:
+                return
+            logged = True
             self._record(
                 verb,
                 path=path,
@@ -201,6 +207,7 @@ class Handler(BaseHTTPRequestHandler):
                     raise method_not_allowed()
                 content_type, payload = document(sim, path, query, self.headers.get("Accept"))
                 code = 200
+                log_it()
                 self._send(Result(200, payload, content_type))
                 return
             route = self._route(path)
@@ -210,6 +217,7 @@ class Handler(BaseHTTPRequestHandler):
                     raise method_not_allowed()
                 result = Result(200, json.dumps(route.document, separators=(",", ":")).encode())
                 code = result.code
+                log_it()
                 self._send(result)
                 return
             target = route.target
@@ -225,14 +233,16 @@ class Handler(BaseHTTPRequestHandler):
                 stream = sim.api.watch(target, query, self.headers.get("Accept"))
                 # A watch is logged when it opens, so tests can wait for it.
                 log_it()
-                logged = True
                 self._watch(stream)
                 return
             result = self._dispatch(verb, target, query, body)
             code = result.code
+            log_it()
             self._send(result)
         except ApiError as exc:
             code = exc.code
+            if not path.startswith("/_kubesim/"):
+                log_it()
             self._send_error(exc)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -241,9 +251,11 @@ class Handler(BaseHTTPRequestHandler):
                 "kubesim request failed", method=self.command, path=self.path, error=str(exc)
             )
             code = 500
+            if not path.startswith("/_kubesim/"):
+                log_it()
             self._send_error(ApiError(500, f"Internal error occurred: {exc}", "InternalError", {}))
         finally:
-            if not logged and not path.startswith("/_kubesim/"):
+            if not path.startswith("/_kubesim/"):
                 log_it()
 
     def _record(
