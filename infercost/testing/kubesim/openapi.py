@@ -20,8 +20,12 @@ What kubectl (1.27 and later, checked against 1.37) does with them:
   ``x-kubernetes-group-version-kind`` names the kind, following ``$ref``/``allOf``.
 
 kubectl requests ``/openapi/v2`` as protobuf (``application/com.github.proto-openapi.spec.v2
-@v1.0+protobuf``); this server only produces JSON, so :func:`v2_acceptable` tells the caller to
-answer such a request with 406, which kubectl treats as "no v2 document" and carries on.
+@v1.0+protobuf``) when a kind is missing from the v3 index. Such a request gets
+:func:`v2_protobuf_document`: a valid but empty v2 document, so kubectl finds no schema there
+and goes on to its REST mapping, which names a kind whose CRD is not installed ("no matches for
+kind ... ensure CRDs are installed first") exactly as against a real apiserver. Validation of
+known kinds happens on the server (``fieldValidation=Strict``) and explain uses v3, so the
+empty v2 document loses nothing. JSON requests get the full v2 document.
 
 The documents mirror the apiserver's layout: definition names reverse the group
 (``ai.infercost.finops.v1alpha1.CostProfile``), meta types live under
@@ -53,6 +57,7 @@ __all__ = [
     "resource_from_definition",
     "resources_from_crd",
     "v2_acceptable",
+    "v2_protobuf_document",
     "v3_documents",
 ]
 
@@ -833,11 +838,36 @@ def build_v2(resources: Iterable[OpenAPIResource], *, server_version: str = "") 
     }
 
 
+V2_PROTOBUF_MEDIA_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+
+def v2_protobuf_document(server_version: str) -> bytes:
+    """An empty OpenAPI v2 document in the protobuf form kubectl asks for.
+
+    The message is gnostic's ``openapi.v2.Document`` with only ``swagger`` (field 1) and
+    ``info`` (field 2: ``title`` 1, ``version`` 2) set; strings are length-delimited fields.
+    """
+
+    def field(number: int, data: bytes) -> bytes:
+        return _varint((number << 3) | 2) + _varint(len(data)) + data
+
+    info = field(1, b"Kubernetes") + field(2, server_version.encode())
+    return field(1, b"2.0") + field(2, info)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def v2_acceptable(accept: str | None) -> bool:
     """Whether an ``/openapi/v2`` request's ``Accept`` header admits the JSON document.
 
-    kubectl asks only for the protobuf form; answering it with 406 makes kubectl treat the
-    v2 document as unavailable instead of failing to decode JSON as protobuf.
+    kubectl asks only for the protobuf form, which gets :func:`v2_protobuf_document` instead.
     """
     if accept is None or not accept.strip():
         return True

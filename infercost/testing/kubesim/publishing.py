@@ -48,8 +48,6 @@ class Documents:
         return self._catalog
 
     def get(self, registry: Registry, path: str, accept: str | None) -> bytes:
-        if path == V2_PATH and not openapi.v2_acceptable(accept):
-            raise ApiError(406, "only application/json is served for /openapi/v2", "NotAcceptable")
         with self._lock:
             catalog = self._current(registry)
             cached = self._encoded.get(path)
@@ -73,7 +71,13 @@ def serve_openapi(
     sim: KubeSim, path: str, query: dict[str, str], accept: str | None
 ) -> tuple[str, bytes]:
     documents: Documents = sim.documents
-    return "application/json", documents.get(sim.registry, path.rstrip("/"), accept)
+    path = path.rstrip("/")
+    if path == V2_PATH and not openapi.v2_acceptable(accept):
+        # The apiserver labels its protobuf OpenAPI answer application/octet-stream.
+        return "application/octet-stream", openapi.v2_protobuf_document(
+            SERVER_VERSION["gitVersion"]
+        )
+    return "application/json", documents.get(sim.registry, path, accept)
 
 
 def register() -> None:

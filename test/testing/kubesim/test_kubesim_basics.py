@@ -157,9 +157,10 @@ def test_openapi_documents_follow_installed_crds(sim: KubeSim, tmp_path: object)
     assert requests.get(f"{sim.url}/openapi/v3/apis/none.io/v1", timeout=5).status_code == 404
     assert requests.get(f"{sim.url}/openapi/v2", timeout=5).json()["swagger"] == "2.0"
     protobuf_only = {"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
-    assert (
-        requests.get(f"{sim.url}/openapi/v2", headers=protobuf_only, timeout=5).status_code == 406
-    )
+    answer = requests.get(f"{sim.url}/openapi/v2", headers=protobuf_only, timeout=5)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/octet-stream"
+    assert answer.content.startswith(b"\n\x032.0\x12")
     assert "apis/demo.io/v1" not in index
     crd = {
         "apiVersion": "apiextensions.k8s.io/v1",

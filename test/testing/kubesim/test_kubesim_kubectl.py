@@ -117,6 +117,16 @@ def test_invalid_custom_resource_prints_the_field_error(kubectl: Any) -> None:
     )
 
 
+def test_applying_a_kind_whose_crd_is_missing_says_so(kubectl: Any) -> None:
+    # kubectl looks the kind up in /openapi/v3, then /openapi/v2 (protobuf), then its REST
+    # mapping: the user must see the mapping error a real cluster gives, not a transport error.
+    thing = "apiVersion: nothere.example.io/v1\nkind: Thing\nmetadata:\n  name: t\n"
+    proc = kubectl("apply", "-f", "-", stdin=thing, ok=False)
+    assert proc.returncode != 0
+    assert 'no matches for kind "Thing" in version "nothere.example.io/v1"' in proc.stderr
+    assert "ensure CRDs are installed first" in proc.stderr
+
+
 def test_not_found_and_conflict_messages(kubectl: Any) -> None:
     proc = kubectl("get", "wd", "missing", ok=False)
     assert 'widgets.example.kubesim.io "missing" not found' in proc.stderr
