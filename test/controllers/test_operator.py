@@ -89,6 +89,7 @@ def test_leader_runs_writers_standby_is_ready_and_takes_over_on_release(kube: Ku
     a = make(kube, log, "a")
     a.start()
     eventually(a.is_leader, what="a leads")
+    eventually(lambda: "start writer-a" in log, what="a starts its writers")
     b = make(kube, log, "b")
     b.start()
     try:
@@ -112,7 +113,8 @@ def test_leader_runs_writers_standby_is_ready_and_takes_over_on_release(kube: Ku
         assert a.shutdown() == 0
         assert log.index("stop writer-a") < log.index("hook a"), "hooks run after the writers"
         eventually(b.is_leader, timeout=3, what="b takes over after the release")
-        assert "start writer-b" in log
+        # Leader-only components start on the elector's callback, just after the flag flips.
+        eventually(lambda: "start writer-b" in log, timeout=3, what="b starts its writers")
         assert lease(kube)["holderIdentity"] == "b"
     finally:
         b.request_stop()
