@@ -29,6 +29,7 @@ from . import schema as schemas
 from . import tables
 from .faults import Faults
 from .patching import patch_function
+from .payloads import payload_errors
 from .rendering import negotiate, watch_renderer
 from .resources import CrdError, Registry, ResourceDef, crd_resources
 from .selection import SelectorError, field_matcher, parse_field_selector, parse_label_selector
@@ -449,6 +450,8 @@ class ApiServer:
         errors = self._validate_meta(r, obj["metadata"])
         if r.is_crd_resource:
             errors += schemas.validate(obj, r.schema)
+        elif not r.group:
+            errors += payload_errors(r.kind, obj)
         if r.storage_key == _CRD_KEY:
             try:
                 crd_resources(obj)
