@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 from infercost.testing.simservers.httpserver import (
     Fault,
@@ -121,7 +121,36 @@ class _Rates:
         self.carry = [0.0, 0.0, 0.0]
 
 
-class SimInferenceServer:
+class _Served:
+    """What a simulated server and a simulated exporter share: a page served over HTTP on one
+    loopback address, started, stopped and broken on purpose through ``self.http``."""
+
+    http: PageServer
+
+    @property
+    def host(self) -> str:
+        return self.http.host
+
+    @property
+    def port(self) -> int:
+        return self.http.port
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    def start(self) -> Self:
+        self.http.start()
+        return self
+
+    def stop(self) -> None:
+        self.http.stop()
+
+    def set_fault(self, kind: str = "none", **options: float) -> None:
+        self.http.fault = Fault(kind, **options)  # type: ignore[arg-type]
+
+
+class SimInferenceServer(_Served):
     """One simulated inference server (one pod).
 
     ``backend`` is a renderer name (``vllm``, ``vllm-v0``, ``llamacpp``, ``sglang``, ``tgi``,
@@ -167,34 +196,12 @@ class SimInferenceServer:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    @property
-    def host(self) -> str:
-        return self.http.host
-
-    @property
-    def port(self) -> int:
-        return self.http.port
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    def start(self) -> SimInferenceServer:
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
-
     def loading(self) -> None:
         """Refuse connections, as a server still loading its model."""
         self.http.loading()
 
     def ready(self) -> None:
         self.http.ready()
-
-    def set_fault(self, kind: str = "none", **options: float) -> None:
-        self.http.fault = Fault(kind, **options)  # type: ignore[arg-type]
 
     # -- traffic ------------------------------------------------------------------------------
 
@@ -298,7 +305,7 @@ class SimInferenceServer:
 PowerCurve = Callable[[float], float]
 
 
-class SimDcgmExporter:
+class SimDcgmExporter(_Served):
     """A simulated dcgm-exporter for one node's GPUs.
 
     Each GPU's power is a constant or a curve ``f(t) -> watts``; the energy counter integrates
@@ -344,28 +351,6 @@ class SimDcgmExporter:
         self._last = clock()
         self._lock = threading.RLock()
         self.http = (http_factory or PageServer)(host, port, self.page, paths=("/metrics",))
-
-    @property
-    def host(self) -> str:
-        return self.http.host
-
-    @property
-    def port(self) -> int:
-        return self.http.port
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    def start(self) -> SimDcgmExporter:
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
-
-    def set_fault(self, kind: str = "none", **options: float) -> None:
-        self.http.fault = Fault(kind, **options)  # type: ignore[arg-type]
 
     def _gpu(self, index: int) -> GpuState:
         for gpu in self.gpus:
