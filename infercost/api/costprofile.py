@@ -10,12 +10,16 @@ import enum
 
 import attrs
 
-from infercost.api.meta import Condition
+from infercost.api.meta import (
+    Condition,
+    conditions_field,
+    last_updated_field,
+    observed_generation_field,
+)
 from infercost.api.schema import (
     LABEL_VALUE,
     LABEL_VALUE_HELP,
     Date,
-    DateTime,
     Enum,
     FrozenMap,
     Integer,
@@ -189,22 +193,6 @@ class CostProfileStatus(Model):
     inference_pods: int | None = attrs.field(
         default=None, **crd("inferencePods", _COUNT, "Inference pods on the matched nodes.")
     )
-    observed_generation: int | None = attrs.field(
-        default=None,
-        **crd(
-            "observedGeneration",
-            Integer(minimum=0),
-            "metadata.generation this status was computed from.",
-        ),
-    )
-    last_updated: dt.datetime | None = attrs.field(
-        default=None, **crd("lastUpdated", DateTime(), "Time of the data this status shows.")
-    )
-    conditions: tuple[Condition, ...] = attrs.field(
-        default=(),
-        **crd(
-            "conditions",
-            List(Object(Condition), list_type="map", map_keys=("type",)),
-            "Ready, DCGMReachable and MetricsScraped.",
-        ),
-    )
+    observed_generation: int | None = observed_generation_field()
+    last_updated: dt.datetime | None = last_updated_field()
+    conditions: tuple[Condition, ...] = conditions_field("Ready, DCGMReachable and MetricsScraped.")

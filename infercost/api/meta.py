@@ -26,7 +26,9 @@ from infercost.api.schema import (
     FieldError,
     FrozenMap,
     Integer,
+    List,
     Model,
+    Object,
     String,
     crd,
     format_datetime,
@@ -186,3 +188,31 @@ class Condition(Model):
 
 def find_condition(conditions: tuple[Condition, ...], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+# Fields every status carries (SPEC §2), declared once for the three kinds.
+
+
+def observed_generation_field() -> Any:
+    return attrs.field(
+        default=None,
+        **crd(
+            "observedGeneration",
+            Integer(minimum=0),
+            "metadata.generation this status was computed from.",
+        ),
+    )
+
+
+def last_updated_field() -> Any:
+    return attrs.field(
+        default=None, **crd("lastUpdated", DateTime(), "Time of the data this status shows.")
+    )
+
+
+def conditions_field(types: str) -> Any:
+    """The ``conditions`` list-map keyed by type; ``types`` names the kind's condition types."""
+    return attrs.field(
+        default=(),
+        **crd("conditions", List(Object(Condition), list_type="map", map_keys=("type",)), types),
+    )

@@ -10,7 +10,12 @@ import enum
 
 import attrs
 
-from infercost.api.meta import Condition
+from infercost.api.meta import (
+    Condition,
+    conditions_field,
+    last_updated_field,
+    observed_generation_field,
+)
 from infercost.api.schema import (
     DNS1123_LABEL,
     DNS1123_LABEL_HELP,
@@ -182,22 +187,6 @@ class TokenBudgetStatus(Model):
             "The PrometheusRule holding this budget's alerts, when there is one.",
         ),
     )
-    observed_generation: int | None = attrs.field(
-        default=None,
-        **crd(
-            "observedGeneration",
-            Integer(minimum=0),
-            "metadata.generation this status was computed from.",
-        ),
-    )
-    last_updated: dt.datetime | None = attrs.field(
-        default=None, **crd("lastUpdated", DateTime(), "Time of the data this status shows.")
-    )
-    conditions: tuple[Condition, ...] = attrs.field(
-        default=(),
-        **crd(
-            "conditions",
-            List(Object(Condition), list_type="map", map_keys=("type",)),
-            "Ready and BudgetExceeded.",
-        ),
-    )
+    observed_generation: int | None = observed_generation_field()
+    last_updated: dt.datetime | None = last_updated_field()
+    conditions: tuple[Condition, ...] = conditions_field("Ready and BudgetExceeded.")

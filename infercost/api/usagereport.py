@@ -10,7 +10,12 @@ import enum
 
 import attrs
 
-from infercost.api.meta import Condition
+from infercost.api.meta import (
+    Condition,
+    conditions_field,
+    last_updated_field,
+    observed_generation_field,
+)
 from infercost.api.schema import (
     DNS1123_LABEL,
     DNS1123_LABEL_HELP,
@@ -216,9 +221,7 @@ class UsageReportStatus(Model):
     period_end: dt.datetime | None = attrs.field(
         default=None, **crd("periodEnd", DateTime(), "End of the period (UTC, exclusive).")
     )
-    last_updated: dt.datetime | None = attrs.field(
-        default=None, **crd("lastUpdated", DateTime(), "Time of the data this status shows.")
-    )
+    last_updated: dt.datetime | None = last_updated_field()
     input_tokens: int | None = attrs.field(
         default=None, **crd("inputTokens", _TOKENS, "Input tokens, cached ones included.")
     )
@@ -298,15 +301,5 @@ class UsageReportStatus(Model):
             "Closed periods, newest first, at most spec.historyLimit.",
         ),
     )
-    observed_generation: int | None = attrs.field(
-        default=None,
-        **crd(
-            "observedGeneration",
-            Integer(minimum=0),
-            "metadata.generation this status was computed from.",
-        ),
-    )
-    conditions: tuple[Condition, ...] = attrs.field(
-        default=(),
-        **crd("conditions", List(Object(Condition), list_type="map", map_keys=("type",)), "Ready."),
-    )
+    observed_generation: int | None = observed_generation_field()
+    conditions: tuple[Condition, ...] = conditions_field("Ready.")
