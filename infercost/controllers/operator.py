@@ -84,9 +84,13 @@ class Component(Protocol):
 
     def stop(self) -> None: ...
 
-    def join(self, timeout: float | None = None) -> None: ...
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the component's threads to end; whether they all have."""
+        ...
 
-    def alive(self) -> bool: ...
+    def alive(self) -> bool:
+        """Healthy: no thread died while it was supposed to run (``/healthz``)."""
+        ...
 
 
 @attrs.frozen
@@ -492,8 +496,7 @@ class Operator:
         for _, comp in comps:
             comp.stop()
         for name, comp in comps:
-            comp.join(remaining(3.0))
-            if comp.alive() and not self._lost:
+            if not comp.join(remaining(3.0)) and not self._lost:
                 log.warning("component did not stop in time", component=name)
         if was_leader and not self._lost:
             for name, hook in self._hooks:

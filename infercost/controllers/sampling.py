@@ -308,11 +308,14 @@ class Sampler:
         self._stopped.set()
         self._wake.set()
 
-    def join(self, timeout: float | None = None) -> None:
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the sampling thread to end (then release the scraper); whether it has."""
         if self._thread is not None:
             self._thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():
             self.close()
+            return True
+        return False
 
     def alive(self) -> bool:
         if self._stopped.is_set() or self._thread is None:

@@ -176,11 +176,13 @@ class Controller:
         self._stop.set()
         self.queue.shutdown()
 
-    def join(self, timeout: float | None = None) -> None:
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the workers to end; whether they all have."""
         deadline = None if timeout is None else time.monotonic() + timeout
         for t in list(self._threads):
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             t.join(remaining)
+        return not any(t.is_alive() for t in self._threads)
 
     def alive(self) -> bool:
         """No thread of this controller died while it was supposed to run."""

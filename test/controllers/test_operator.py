@@ -31,8 +31,8 @@ class FakeComponent:
         self.log.append(f"stop {self.name}")
         self.running.clear()
 
-    def join(self, timeout: float | None = None) -> None:
-        return None
+    def join(self, timeout: float | None = None) -> bool:
+        return not self.running.is_set()
 
     def alive(self) -> bool:
         return True
