@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 import attrs
 
@@ -92,6 +93,32 @@ class UsageReportSpec(Model):
 _TOKENS = Integer(minimum=0)
 
 
+# Fields the breakdown lines (byModel, byNamespace, history) share with the totals, declared once.
+
+
+def _input_tokens_field() -> Any:
+    return attrs.field(**crd("inputTokens", _TOKENS, "Input tokens, cached ones included."))
+
+
+def _output_tokens_field() -> Any:
+    return attrs.field(**crd("outputTokens", _TOKENS, "Output tokens."))
+
+
+def _cost_usd_field() -> Any:
+    return attrs.field(**crd("estimatedCostUSD", Number(), "Cost in USD."))
+
+
+def _cost_per_million_field() -> Any:
+    return attrs.field(
+        default=None,
+        **crd(
+            "costPerMillionTokens",
+            Number(),
+            "USD per million input + output tokens; absent without tokens.",
+        ),
+    )
+
+
 @attrs.frozen
 class ModelCost(Model):
     """Cost and tokens of one model in one namespace."""
@@ -100,19 +127,10 @@ class ModelCost(Model):
     namespace: str = attrs.field(
         **crd("namespace", String(), "Namespace of the pods that served it.")
     )
-    input_tokens: int = attrs.field(
-        **crd("inputTokens", _TOKENS, "Input tokens, cached ones included.")
-    )
-    output_tokens: int = attrs.field(**crd("outputTokens", _TOKENS, "Output tokens."))
-    estimated_cost_usd: float = attrs.field(**crd("estimatedCostUSD", Number(), "Cost in USD."))
-    cost_per_million_tokens: float | None = attrs.field(
-        default=None,
-        **crd(
-            "costPerMillionTokens",
-            Number(),
-            "USD per million input + output tokens; absent without tokens.",
-        ),
-    )
+    input_tokens: int = _input_tokens_field()
+    output_tokens: int = _output_tokens_field()
+    estimated_cost_usd: float = _cost_usd_field()
+    cost_per_million_tokens: float | None = _cost_per_million_field()
 
 
 @attrs.frozen
@@ -122,19 +140,10 @@ class NamespaceCost(Model):
     namespace: str = attrs.field(
         **crd("namespace", String(), "Namespace of the pods that did the work.")
     )
-    input_tokens: int = attrs.field(
-        **crd("inputTokens", _TOKENS, "Input tokens, cached ones included.")
-    )
-    output_tokens: int = attrs.field(**crd("outputTokens", _TOKENS, "Output tokens."))
-    estimated_cost_usd: float = attrs.field(**crd("estimatedCostUSD", Number(), "Cost in USD."))
-    cost_per_million_tokens: float | None = attrs.field(
-        default=None,
-        **crd(
-            "costPerMillionTokens",
-            Number(),
-            "USD per million input + output tokens; absent without tokens.",
-        ),
-    )
+    input_tokens: int = _input_tokens_field()
+    output_tokens: int = _output_tokens_field()
+    estimated_cost_usd: float = _cost_usd_field()
+    cost_per_million_tokens: float | None = _cost_per_million_field()
     share_percent: float | None = attrs.field(
         default=None, **crd("sharePercent", Number(), "Share of the report's cost in percent.")
     )
@@ -188,19 +197,10 @@ class HistoryEntry(Model):
     """Totals of one closed period."""
 
     period: str = attrs.field(**crd("period", String(), "The closed period, e.g. 2026-11-26."))
-    estimated_cost_usd: float = attrs.field(**crd("estimatedCostUSD", Number(), "Cost in USD."))
-    input_tokens: int = attrs.field(
-        **crd("inputTokens", _TOKENS, "Input tokens, cached ones included.")
-    )
-    output_tokens: int = attrs.field(**crd("outputTokens", _TOKENS, "Output tokens."))
-    cost_per_million_tokens: float | None = attrs.field(
-        default=None,
-        **crd(
-            "costPerMillionTokens",
-            Number(),
-            "USD per million input + output tokens; absent without tokens.",
-        ),
-    )
+    estimated_cost_usd: float = _cost_usd_field()
+    input_tokens: int = _input_tokens_field()
+    output_tokens: int = _output_tokens_field()
+    cost_per_million_tokens: float | None = _cost_per_million_field()
 
 
 @attrs.frozen
@@ -253,14 +253,7 @@ class UsageReportStatus(Model):
     idle_cost_usd: float | None = attrs.field(
         default=None, **crd("idleCostUSD", Number(), "Part of the cost that was pool idle, in USD.")
     )
-    cost_per_million_tokens: float | None = attrs.field(
-        default=None,
-        **crd(
-            "costPerMillionTokens",
-            Number(),
-            "USD per million input + output tokens; absent without tokens.",
-        ),
-    )
+    cost_per_million_tokens: float | None = _cost_per_million_field()
     marginal_cost_per_million_tokens: float | None = attrs.field(
         default=None,
         **crd(
