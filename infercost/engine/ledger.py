@@ -467,6 +467,11 @@ class Ledger:
                     boot_id=node.boot_id,
                 )
                 # watermarks only: the node is covered from now on
+                for r in node.readings:
+                    self._gpus[r.id] = _Gpu(
+                        name, _usable(r.energy_mj), node.boot_id, _usable(r.power_watts)
+                    )
+                state.gpu_ids = [r.id for r in node.readings if _usable(r.energy_mj) is not None]
                 for pod in obs.pods:
                     if pod.node == name and pod.scraped:
                         self._set_watermarks(pod)

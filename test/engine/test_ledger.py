@@ -1,0 +1,277 @@
+"""The ledger (SPEC §4, §5): every expected figure below is worked out by hand from the SPEC's
+formulas, not by calling the implementation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from infercost.engine.costmodel import Hardware
+from infercost.engine.ledger import (
+    IDLE_MODEL,
+    NO_TRAFFIC,
+    NON_INFERENCE,
+    ROLE_CACHED,
+    ROLE_INPUT,
+    ROLE_OUTPUT,
+    UNALLOCATED,
+    Economics,
+    GpuObservation,
+    HoldObservation,
+    Ledger,
+    NodeObservation,
+    Observation,
+    PodObservation,
+    ProfileObservation,
+    SeriesReading,
+)
+
+T0 = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)
+PROFILE = "infra/h100"
+# 8760 h × 3 years: $26,280 → exactly $1 per GPU-hour for one GPU
+HW = Hardware(gpu_count=1, purchase_price_usd=26_280.0, amortization_years=3.0)
+ECON = Economics(HW, rate_per_kwh=0.10, pue_factor=1.5)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def vllm(
+    uid="u1",
+    ns="team-a",
+    *,
+    inp=0,
+    out=0,
+    cached=0,
+    restarts=0,
+    model="llama",
+    scraped=True,
+    start=None,
+    node="n1",
+):
+    return PodObservation(
+        uid=uid,
+        namespace=ns,
+        name=f"pod-{uid}",
+        node=node,
+        inference=True,
+        scraped=scraped,
+        start_time=start or (T0 - dt.timedelta(hours=1)),
+        restart_count=restarts,
+        readings=(
+            SeriesReading(f"prompt{{model={model}}}", model, ROLE_INPUT, inp),
+            SeriesReading(f"cached{{model={model}}}", model, ROLE_CACHED, cached),
+            SeriesReading(f"gen{{model={model}}}", model, ROLE_OUTPUT, out),
+        ),
+    )
+
+
+def node(energy_mj=None, *, holds=(), gpus=1.0, boot="b1", watts=500.0, name="n1", uuid="GPU-1"):
+    readings = () if energy_mj is None else (GpuObservation(uuid, energy_mj, watts),)
+    return NodeObservation(name, PROFILE, gpus, boot, readings, tuple(holds))
+
+
+def held_by(uid="u1", ns="team-a", share=1.0, inference=True, uuid="GPU-1"):
+    return HoldObservation(uuid, uid, ns, f"pod-{uid}", share, inference)
+
+
+def obs(t, nodes, pods, econ=ECON, profiles=None):
+    profs = profiles if profiles is not None else (ProfileObservation(PROFILE, econ),)
+    return Observation(at(t), profs, tuple(nodes), tuple(pods))
+
+
+def totals(ledger: Ledger, **match):
+    out = {"cost": 0.0, "input": 0, "output": 0, "cached": 0, "kwh": 0.0, "idle": 0.0}
+    for (_, day, profile, ns, model), line in [*ledger.lines.items()] + [
+        (k, v) for d in ledger.closed.values() for k, v in d.items()
+    ]:
+        key = {"day": day, "profile": profile, "namespace": ns, "model": model}
+        if any(key[k] != v for k, v in match.items()):
+            continue
+        out["cost"] += line.cost_usd
+        out["idle"] += line.idle_cost_usd
+        out["input"] += line.tokens[0]
+        out["cached"] += line.tokens[1]
+        out["output"] += line.tokens[3]
+        out["kwh"] += line.value("energy_kwh")
+    return out
+
+
+KWH = 3.6e9  # mJ per kWh
+
+
+def test_one_gpu_one_pod_books_amortization_energy_and_tokens() -> None:
+    ledger = Ledger(shards=4)
+    ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm(inp=1000, out=100)]))
+    # an hour later: 0.4 kWh on the counter, 5000 more prompt and 700 more generated tokens
+    ledger.book(
+        obs(3600, [node(0.4 * KWH, holds=[held_by()])], [vllm(inp=6000, out=800, cached=50)])
+    )
+    t = totals(ledger, namespace="team-a", model="llama")
+    assert t["input"] == 5000
+    assert t["output"] == 700
+    assert t["cached"] == 50
+    assert t["kwh"] == pytest.approx(0.4)
+    # $1 amortization + 0.4 kWh × $0.10 × 1.5 PUE
+    assert t["cost"] == pytest.approx(1.0 + 0.06)
+    assert t["idle"] == 0.0
+
+
+def test_counter_reset_by_value_and_by_container_restart() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm(inp=1000, out=100)]))
+    ledger.book(obs(30, [node(1e6, holds=[held_by()])], [vllm(inp=1200, out=120)]))
+    # the server restarted: the counter starts again from 0 and reads 50
+    ledger.book(obs(60, [node(2e6, holds=[held_by()])], [vllm(inp=50, out=5)]))
+    # the container restarted, and the counter is by chance higher than the watermark
+    ledger.book(obs(90, [node(3e6, holds=[held_by()])], [vllm(inp=80, out=9, restarts=1)]))
+    t = totals(ledger)
+    assert t["input"] == 200 + 50 + 80
+    assert t["output"] == 20 + 5 + 9
+
+
+def test_a_pod_first_seen_counts_its_whole_counter_only_when_it_started_after_coverage() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0)], []))
+    late = vllm("late", inp=300, out=30, start=at(10))
+    early = vllm("early", inp=9000, out=900, start=at(-3600))
+    ledger.book(obs(30, [node(1e6)], [late, early]))
+    t = totals(ledger)
+    assert t["input"] == 300
+    assert t["output"] == 30
+    ledger.book(
+        obs(60, [node(2e6)], [vllm("late", inp=310, out=31), vllm("early", inp=9100, out=901)])
+    )
+    t = totals(ledger)
+    assert (t["input"], t["output"]) == (300 + 10 + 100, 30 + 1 + 1)
+
+
+def test_interval_split_at_midnight_keeps_whole_tokens() -> None:
+    ledger = Ledger(shards=2)
+    midnight = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    start = (midnight - T0).total_seconds() - 20  # 23:59:40
+    ledger.book(obs(start, [node(0.0, holds=[held_by()])], [vllm(inp=0, out=0)]))
+    # 60 s interval, 20 s before midnight and 40 s after; 1001 tokens
+    result = ledger.book(obs(start + 60, [node(0.0, holds=[held_by()])], [vllm(inp=1001, out=0)]))
+    before = totals(ledger, day="2026-11-27")
+    after = totals(ledger, day="2026-11-28")
+    assert before["input"] == 333  # floor(1001 × 1/3)
+    assert after["input"] == 668
+    assert before["cost"] == pytest.approx(20 / 3600)
+    assert after["cost"] == pytest.approx(40 / 3600)
+    assert result.closed_days == ("2026-11-27",)
+    assert ledger.is_closed("2026-11-27")
+
+
+def test_unheld_gpu_with_no_cost_anywhere_goes_to_unallocated() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0)], []))
+    ledger.book(obs(3600, [node(0.0)], []))
+    t = totals(ledger, namespace=UNALLOCATED, model=IDLE_MODEL)
+    assert t["cost"] == pytest.approx(1.0)
+    assert t["idle"] == pytest.approx(1.0)
+
+
+def test_idle_follows_the_days_non_idle_cost() -> None:
+    hw = Hardware(gpu_count=4, purchase_price_usd=4 * 26_280.0)
+    econ = Economics(hw, 0.0)
+    n = NodeObservation(
+        "n1",
+        PROFILE,
+        4.0,
+        "b",
+        (),
+        (
+            HoldObservation("n1/gpu0", "a", "team-a", "a", 1.0, True),
+            HoldObservation("n1/gpu1", "b", "team-b", "b", 1.0, False),
+        ),
+    )
+    pods = [vllm("a", "team-a", inp=0, out=0)]
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [n], pods, econ))
+    ledger.book(obs(3600, [n], [vllm("a", "team-a", inp=10, out=10)], econ))
+    # two GPUs held ($1 each), two idle ($2) split 1:1 by the day's non-idle cost
+    a = totals(ledger, namespace="team-a")
+    b = totals(ledger, namespace="team-b", model=NON_INFERENCE)
+    assert a["cost"] == pytest.approx(2.0)
+    assert a["idle"] == pytest.approx(1.0)
+    assert b["cost"] == pytest.approx(2.0)
+
+
+def test_a_pod_without_tokens_books_no_traffic() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm()]))
+    ledger.book(obs(3600, [node(0.0, holds=[held_by()])], [vllm()]))
+    assert totals(ledger, model=NO_TRAFFIC)["cost"] == pytest.approx(1.0)
+
+
+def test_dcgm_outage_defers_energy_until_the_counter_is_read_again() -> None:
+    ledger = Ledger(shards=1)
+    pods = [vllm(inp=0, out=0)]
+    ledger.book(obs(0, [node(0.0, holds=[held_by()])], pods))
+    # two hours without the exporter: no reading of GPU-1
+    ledger.book(obs(3600, [node(None, holds=[held_by()])], [vllm(inp=10, out=0)]))
+    assert totals(ledger)["kwh"] == 0.0
+    ledger.book(obs(7200, [node(None, holds=[held_by()])], [vllm(inp=20, out=0)]))
+    # back: the counter moved by 0.9 kWh over three hours
+    ledger.book(obs(10800, [node(0.9 * KWH, holds=[held_by()])], [vllm(inp=30, out=0)]))
+    t = totals(ledger)
+    assert t["kwh"] == pytest.approx(0.9)
+    assert t["cost"] == pytest.approx(3.0 + 0.9 * 0.15)
+
+
+def test_outage_ended_by_a_reboot_is_estimated_from_tdp() -> None:
+    hw = Hardware(gpu_count=1, purchase_price_usd=26_280.0, tdp_watts=700.0)
+    econ = Economics(hw, 0.10, 1.0)
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(5 * KWH, holds=[held_by()])], [vllm()], econ))
+    ledger.book(obs(3600, [node(None, holds=[held_by()])], [vllm()], econ))
+    # the node rebooted: a new boot ID and the counter starts low
+    ledger.book(
+        obs(7200, [node(0.1 * KWH, boot="b2", watts=300, holds=[held_by()])], [vllm()], econ)
+    )
+    t = totals(ledger)
+    # deferred hour: 700 W × 1 h; the reboot hour: mean of 500 W and 300 W
+    assert t["kwh"] == pytest.approx(0.7 + 0.4)
+
+
+def test_wall_time_stepping_back_books_nothing() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm()]))
+    ledger.book(obs(60, [node(0.0, holds=[held_by()])], [vllm(inp=5)]))
+    before = totals(ledger)
+    assert not ledger.book(obs(30, [node(0.0, holds=[held_by()])], [vllm(inp=9)])).booked
+    assert totals(ledger) == before
+
+
+def test_shortfall_of_gpu_count_is_pool_idle() -> None:
+    hw = Hardware(gpu_count=3, purchase_price_usd=3 * 26_280.0)
+    econ = Economics(hw, 0.0)
+    ledger = Ledger(shards=3)
+    ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm()], econ))
+    ledger.book(obs(3600, [node(0.0, holds=[held_by()])], [vllm(inp=5, out=5)], econ))
+    t = totals(ledger)
+    assert t["cost"] == pytest.approx(3.0)
+    assert t["idle"] == pytest.approx(2.0)
+    assert totals(ledger, namespace="team-a")["cost"] == pytest.approx(3.0)
+
+
+def test_checkpoint_round_trip_continues_exactly() -> None:
+    def run(restart: bool) -> dict:
+        ledger = Ledger(shards=4)
+        ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm(inp=100, out=10)]))
+        ledger.book(obs(60, [node(1e6, holds=[held_by()])], [vllm(inp=200, out=20)]))
+        if restart:
+            shards = [json.loads(json.dumps(ledger.dump_shard(s))) for s in range(4)]
+            ledger = Ledger(shards=4)
+            ledger.restore(shards)
+        # a gap of an hour (operator down), with traffic
+        ledger.book(obs(3660, [node(9e6, holds=[held_by()])], [vllm(inp=900, out=90)]))
+        return totals(ledger)
+
+    uninterrupted, restarted = run(False), run(True)
+    assert restarted["input"] == uninterrupted["input"] == 800
+    assert restarted["cost"] == pytest.approx(uninterrupted["cost"], rel=1e-12)
