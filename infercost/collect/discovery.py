@@ -11,8 +11,11 @@ path, never the address.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -110,10 +113,18 @@ class InferenceTarget:
     """The model name for series that carry none (the SPEC §3.1 fallback chain)."""
     container: str | None
     """The container that serves the metrics port, when it can be told."""
-    restart_count: int
-    """Restarts of :attr:`container` (of all containers when it cannot be told)."""
-    start_time: str | None
+    restart_count: int | None
+    """``restartCount`` of :attr:`container`; ``None`` when that container cannot be told (a
+    restart of it resets the server's counters; a sidecar's restart does not)."""
+    pod_restarts: int
+    """Σ ``restartCount`` of all containers: what tells a new container run when
+    :attr:`restart_count` is unknown (the "starting" memory of SPEC §3.1)."""
+    start_time: datetime | None
+    """``status.startTime`` (UTC)."""
+    phase: str
+    """``status.phase`` (``Running`` for a target; kept for the ledger's records)."""
     deleting: bool
+    """The pod has a ``deletionTimestamp``: it is scraped until it is gone."""
 
     @property
     def url(self) -> str:
@@ -256,12 +267,19 @@ def _serving_container(pod: Obj, port: int) -> str | None:
     return None
 
 
-def _restart_count(pod: Obj, container: str | None) -> int:
+def _restart_counts(pod: Obj) -> dict[str, int]:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    counts = {s.get("name"): int(s.get("restartCount") or 0) for s in statuses}
-    if container is not None and container in counts:
-        return counts[container]
-    return sum(counts.values())
+    return {str(s.get("name")): int(s.get("restartCount") or 0) for s in statuses}
+
+
+def _start_time(raw: Any) -> datetime | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def inference_target(pod: Obj) -> InferenceTarget | None:
@@ -283,6 +301,7 @@ def inference_target(pod: Obj) -> InferenceTarget | None:
     port = metrics_port(pod, backend)
     path = metrics_path(pod, backend)
     container = _serving_container(pod, port)
+    restarts = _restart_counts(pod)
     return InferenceTarget(
         pod=pod_ref(pod),
         node=(pod.get("spec") or {}).get("nodeName"),
@@ -292,8 +311,10 @@ def inference_target(pod: Obj) -> InferenceTarget | None:
         path=path,
         model=model_fallback(pod),
         container=container,
-        restart_count=_restart_count(pod, container),
-        start_time=status.get("startTime"),
+        restart_count=restarts.get(container) if container is not None else None,
+        pod_restarts=sum(restarts.values()),
+        start_time=_start_time(status.get("startTime")),
+        phase=str(status.get("phase") or ""),
         deleting=bool((pod.get("metadata") or {}).get("deletionTimestamp")),
     )
 
@@ -542,21 +563,50 @@ def _mig_fraction(profile: str | None) -> float | None:
     return min(1.0, int(match.group(1)) / 7.0) if match else None
 
 
+def gpu_id(node: str, index: int | str) -> str:
+    """The id of a GPU known only by its index on a node (no DCGM UUID): ``<node>/gpu<i>``.
+
+    Stable across samples, so the ledger can keep per-GPU state for it as for a UUID."""
+    return f"{node}/gpu{index}"
+
+
+def node_gpu_ids(node: str, gpus: float, readings: Sequence[GpuReading] = ()) -> tuple[str, ...]:
+    """Every GPU of ``node``: the UUIDs DCGM reports, then :func:`gpu_id` for each index
+    below the node's GPU count (``nvidia.com/gpu`` capacity ÷ replicas) that no reading covers.
+    """
+    ids = [r.uuid for r in readings]
+    covered = {r.gpu for r in readings}
+    ids += [gpu_id(node, i) for i in range(math.ceil(gpus)) if str(i) not in covered]
+    return tuple(ids)
+
+
 @attrs.frozen
 class Holding:
-    """A pod holding GPUs on a node.
+    """A pod holding GPUs on a node (SPEC §3.2, §5 "Holders by limits").
 
-    ``uuids`` names the GPUs when DCGM maps them (``source="dcgm"``); with ``source="limits"``
-    the pod holds ``gpus`` of the node's GPUs without knowing which. ``inference`` tells whether
-    the pod is one of the inference targets (else it books as ``(non-inference)``).
+    ``shares`` maps each GPU the pod holds (a DCGM UUID, or :func:`gpu_id` when the GPU is
+    known only by index) to the fraction of it the pod holds: ``1/k`` of a GPU DCGM assigns to
+    ``k`` pods, a MIG instance's slices of 7 (``source="dcgm"``); with ``source="limits"`` the
+    pod's ``nvidia.com/gpu`` limit ÷ max(node GPUs, Σ limits on the node) of every GPU of the
+    node. ``inference`` tells whether the pod is one of the inference targets (else its GPUs
+    book as ``(non-inference)``); a Pending pod bound to the node holds its GPUs too.
     """
 
     pod: PodRef
     node: str
-    gpus: float
-    uuids: tuple[str, ...]
+    shares: Mapping[str, float]
     source: str
     inference: bool
+
+    @property
+    def gpus(self) -> float:
+        """GPUs held, in whole-GPU units."""
+        return sum(self.shares.values())
+
+    @property
+    def uuids(self) -> tuple[str, ...]:
+        """The ids of the GPUs held (in part or whole)."""
+        return tuple(self.shares)
 
 
 @attrs.frozen
@@ -581,10 +631,16 @@ def node_holdings(
     pods: Iterable[Obj],
     readings: Sequence[GpuReading] = (),
     inference_uids: Collection[str] = (),
+    node_gpus: float = 0.0,
 ) -> NodeHoldings:
     """Who holds the GPUs of ``node`` (SPEC §3.2): DCGM's pod labels when the exporter reports
-    them, else the pods on the node by their ``nvidia.com/gpu`` limits. Pods holding GPUs are
-    listed whether or not they serve inference."""
+    them for any GPU of the node, else the pods bound to the node (not Succeeded or Failed) by
+    their ``nvidia.com/gpu`` limits. Pods holding GPUs are listed whether or not they serve
+    inference.
+
+    ``node_gpus`` is the node's GPU count (``nvidia.com/gpu`` capacity ÷ replicas, 0 when it
+    reports none); holders by limits hold a share of each of :func:`node_gpu_ids`.
+    """
     on_node = _pods_on(pods, node)
     by_name = {(pod_ref(p).namespace, pod_ref(p).name): pod_ref(p) for p in on_node}
     if any(r.pod_mapping for r in readings):
@@ -610,20 +666,25 @@ def node_holdings(
             Holding(
                 pod=ref,
                 node=node,
-                gpus=sum(per_gpu.values()),
-                uuids=tuple(per_gpu),
+                shares=MappingProxyType(per_gpu),
                 source="dcgm",
                 inference=ref.uid in inference_uids,
             )
             for ref, per_gpu in sorted(shares.items())
         )
         return NodeHoldings(node, mapped, tuple(unheld))
-    holdings: list[Holding] = []
-    for pod in sorted(on_node, key=pod_ref):
-        count = gpu_limit(pod)
-        if count > 0:
-            ref = pod_ref(pod)
-            holdings.append(
-                Holding(ref, node, float(count), (), "limits", ref.uid in inference_uids)
-            )
-    return NodeHoldings(node, tuple(holdings), ())
+    ids = node_gpu_ids(node, node_gpus, readings)
+    limits = [(pod_ref(p), gpu_limit(p)) for p in sorted(on_node, key=pod_ref)]
+    limits = [(ref, n) for ref, n in limits if n > 0]
+    denominator = max(float(node_gpus), float(sum(n for _, n in limits)))
+    holdings = tuple(
+        Holding(
+            pod=ref,
+            node=node,
+            shares=MappingProxyType(dict.fromkeys(ids, n / denominator)),
+            source="limits",
+            inference=ref.uid in inference_uids,
+        )
+        for ref, n in limits
+    )
+    return NodeHoldings(node, holdings, ())

@@ -185,7 +185,7 @@ def compute_figures(spec: CostProfileSpec, profile: ProfileSample) -> Figures:
         engine_hardware(spec),
         rate_per_kwh=spec.electricity.rate_per_kwh,
         pue_factor=spec.electricity.pue_factor,
-        node_capacities=profile.node_capacities(),
+        node_capacities=profile.node_gpus(),
         exporters=profile.exporter_statuses(),
         readings=profile.power_readings(),
         at=profile.time,

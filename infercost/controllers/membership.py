@@ -6,8 +6,9 @@ profile that matches nodes but owns none of them is in ``Overlap``; one that own
 matched nodes simply loses the others (its Ready message names them).
 
 Only honoured profiles take part: those in ``--profile-namespaces`` (all namespaces when that
-is empty) whose spec parsed. A profile with an invalid spec claims nothing, so it cannot take
-nodes away from a valid one.
+is empty) with a valid spec. A profile claims with its last valid ``nodeSelector`` (SPEC §5: an
+invalid edit keeps the last valid spec), so a typo does not hand its nodes to another profile;
+one that was never valid claims nothing, so it cannot take nodes away from a valid one.
 
 Pure: plain values in, an immutable :class:`Membership` out. The sampler computes it once per
 sample, so the data of a sample and the ownership it is booked under always agree.

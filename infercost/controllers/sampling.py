@@ -1,25 +1,30 @@
 """The sampler loop: every ``--scrape-interval``, read every inference pod and DCGM exporter on
 the nodes that CostProfiles own, and publish one immutable :class:`Sample`.
 
-One cycle, on the leader only:
+One cycle, on the leader only, in three steps:
 
-1. membership (:mod:`.membership`) from the cached CostProfiles and Nodes: which profile owns
-   which node at this instant;
-2. discovery (:mod:`infercost.collect.discovery`) on the cached pods of the owned nodes:
-   inference targets, DCGM exporter pods, and — after the scrape — GPU holders;
-3. one concurrent scrape of every target (inference pods, exporter pods, ``--dcgm-url``
-   targets) through one :class:`~infercost.collect.scraping.Scraper`, bounded by
-   ``--scrape-concurrency`` and ``--scrape-timeout``;
-4. reading the pages: token readings per pod with their full series labels, power and energy
-   per GPU deduplicated by UUID, exporter status per node; the scrape health series
-   (``infercost_scrape_duration_seconds``, ``infercost_scrape_errors_total``) are recorded;
-5. publishing: :meth:`Sampler.latest` returns the new sample and every listener
-   (:meth:`Sampler.add_listener`) is called with it, on the sampler's thread.
+1. discover, from the caches: the honoured CostProfiles with their last valid spec, membership
+   (:mod:`.membership`: which profile owns which node at this instant), and on the cached pods
+   of the owned nodes the inference targets and DCGM exporter pods
+   (:mod:`infercost.collect.discovery`);
+2. scrape every target once (inference pods, exporter pods, ``--dcgm-url`` targets),
+   concurrently through one :class:`~infercost.collect.scraping.Scraper`, bounded by
+   ``--scrape-concurrency`` and ``--scrape-timeout``; results are keyed by target;
+3. assemble: token readings per pod with their full series labels, power and energy per GPU
+   deduplicated by UUID, exporter status and GPU holders per node; the scrape health series
+   (``infercost_scrape_duration_seconds``, ``infercost_scrape_errors_total``) are recorded.
+
+Then it publishes: :meth:`Sampler.latest` returns the new sample and every listener
+(:meth:`Sampler.add_listener`) is called with it, on the sampler's thread.
 
 The sample is the single per-interval record of what the cluster looked like: the CostProfile
-controller derives status from it, and the ledger books deltas between consecutive samples
-(token readings per pod UID and series, energy counters per GPU UUID, holders, node boot IDs,
-the sample time). Nothing in a sample is mutated after it is published.
+controller derives status from it, and the ledger (SPEC §4) books the interval between two
+consecutive samples from it alone — per profile its last valid spec, uid and creation time;
+per owned node its uid, boot ID, GPUs and owner; per GPU holder its share of each GPU; per
+inference pod its identity, start time, serving container's restart count, model fallback and
+token readings per raw series; the UIDs and names of every pod and node in the caches (so a
+pod that is gone can be told from one that was not scraped); the sample's start and completion
+times. Nothing in a sample is mutated after it is published.
 
 The sampler remembers, per pod UID, whether a scrape of the current container incarnation ever
 succeeded: a refused connection before that means the server is still loading (``starting``),
@@ -35,22 +40,27 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 import structlog
 
-from infercost.api import COSTPROFILE, ValidationError, parse_costprofile
+from infercost.api import COSTPROFILE, CostProfileSpec, ValidationError, parse_costprofile
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.discovery import (
+    ExporterDiscovery,
     ExporterTarget,
+    Holding,
+    InferenceDiscovery,
+    InferenceTarget,
     LabelSelector,
     NodeHoldings,
     PodProblem,
     discover_exporters,
     discover_inference,
+    node_gpu_ids,
     node_holdings,
     parse_dcgm_selectors,
     parse_dcgm_url,
@@ -78,10 +88,12 @@ from infercost.kube.transforms import NodeInfo, PodInfo, parse_time, pod_object
 __all__ = [
     "NodeSample",
     "ProfileSample",
+    "ProfileState",
     "Sample",
     "Sampler",
     "SamplerSettings",
     "shared_sampler",
+    "spec_problems",
 ]
 
 log = structlog.get_logger("infercost.controllers.sampling")
@@ -123,25 +135,66 @@ class SamplerSettings:
 
 
 @attrs.frozen
+class ProfileState:
+    """One honoured CostProfile as the sampler saw it (SPEC §4: an interval is booked with the
+    last valid spec in force at its start)."""
+
+    namespace: str
+    name: str
+    uid: str
+    """``metadata.uid``: a profile re-created under the same name has a new one (its lines
+    continue all the same: the ledger keys profiles by namespace/name)."""
+    creation_timestamp: datetime | None
+    """``metadata.creationTimestamp``; the older profile owns a node two profiles match."""
+    generation: int
+    """``metadata.generation`` of the cached object at the sample."""
+    spec: CostProfileSpec | None
+    """The last valid spec seen under this namespace/name: the current one when
+    :attr:`invalid` is ``None``, else the one before the invalid edit; ``None`` when no valid
+    generation has been seen since the operator started (the ledger's checkpoint may have one).
+    """
+    spec_generation: int | None
+    """The generation :attr:`spec` came from."""
+    invalid: str | None
+    """Why the current generation is invalid (names the field); ``None`` when it is valid."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@attrs.frozen
 class NodeSample:
     """One owned node at the sample."""
 
     name: str
     uid: str
+    """``metadata.uid``: a node re-created under the same name is a new node."""
     boot_id: str
     """``status.nodeInfo.bootID``: when it changes, the node's DCGM energy counters restarted."""
+    owner: str
+    """The CostProfile (``namespace/name``) that owns the node at the sample."""
     gpu_capacity: int | None
     """``nvidia.com/gpu`` capacity; ``None`` when the node does not advertise it."""
+    gpu_replicas: int
+    """The ``nvidia.com/gpu.replicas`` label (time-slicing), 1 when absent."""
+    gpus: float
+    """The node's GPUs (SPEC §5): capacity ÷ replicas; 0 when absent or 0 (the node has none)."""
+    gpu_ids: tuple[str, ...]
+    """Every GPU of the node: DCGM UUIDs, then ``<node>/gpu<i>`` for each index below
+    :attr:`gpus` that no DCGM reading covers (GPUs known only by index keep stable ids)."""
     exporter: ExporterStatus | None
     """What the node's DCGM exporters did; ``None`` when none was found."""
-    gpus: tuple[GpuReading, ...]
+    readings: tuple[GpuReading, ...]
     """The node's GPUs as DCGM reported them (power W, energy mJ, holders), one per UUID."""
     holdings: NodeHoldings
-    """Who holds the node's GPUs (DCGM pod mapping, else ``nvidia.com/gpu`` limits)."""
+    """Who holds which share of each GPU of the node (DCGM pod mapping, else ``nvidia.com/gpu``
+    limits): pod namespace/name/uid, GPU id → fraction, and whether the pod is an inference
+    target. Pending pods bound to the node hold GPUs; they are never inference targets."""
 
     def power(self) -> tuple[GpuPower, ...]:
         """The GPUs with a usable power reading, for the power resolution."""
-        return tuple(p for g in self.gpus if (p := g.power()) is not None)
+        return tuple(p for g in self.readings if (p := g.power()) is not None)
 
 
 @attrs.frozen
@@ -150,6 +203,9 @@ class ProfileSample:
 
     time: datetime
     monotonic: float
+    completed_monotonic: float
+    """When the sample was complete (monotonic): the age of the figures counts from here."""
+    state: ProfileState
     membership: ProfileMembership
     nodes: tuple[NodeSample, ...]
     """The owned nodes, by name."""
@@ -158,8 +214,9 @@ class ProfileSample:
     pod_problems: tuple[PodProblem, ...]
     """Pods on the owned nodes that ask to be scraped with unusable annotations."""
 
-    def node_capacities(self) -> dict[str, int | None]:
-        return {n.name: n.gpu_capacity for n in self.nodes}
+    def node_gpus(self) -> dict[str, float | None]:
+        """Owned node → its GPUs (capacity ÷ replicas), ``None`` when it reports none."""
+        return {n.name: (n.gpus or None) for n in self.nodes}
 
     def exporter_statuses(self) -> dict[str, ExporterStatus]:
         return {n.name: n.exporter for n in self.nodes if n.exporter is not None}
@@ -170,37 +227,62 @@ class ProfileSample:
 
 @attrs.frozen
 class Sample:
-    """Everything one sampling cycle observed. Immutable once published."""
+    """Everything one sampling cycle observed. Immutable once published.
+
+    The ledger books the interval between two consecutive samples from what they carry: the
+    profiles with their last valid spec, the owned nodes with their GPUs and holders, the
+    inference pods with their token readings, and which pods and nodes still exist.
+    """
 
     sequence: int
     time: datetime
     """Wall time (UTC) when the cycle's scrapes started: the time of the data."""
     monotonic: float
-    """The sampler clock's monotonic reading at :attr:`time` (for age checks)."""
-    duration_seconds: float
+    """The sampler clock's monotonic reading at :attr:`time`."""
+    completed: datetime
+    """Wall time (UTC) when the sample was complete (every scrape answered or timed out)."""
+    completed_monotonic: float
+    """The monotonic reading at :attr:`completed`: ages (``Ready``'s three intervals) count
+    from here, so a slow cycle does not make its data look older than it is."""
     membership: Membership
+    profiles: Mapping[str, ProfileState]
+    """Every honoured CostProfile in the cache by ``namespace/name``, valid or not."""
     nodes: Mapping[str, NodeSample]
     """Every owned node by name."""
     pods: tuple[PodScrape, ...]
-    """Every inference pod on an owned node, sorted by pod."""
+    """Every inference pod on an owned node, sorted by pod: its target (uid, namespace, name,
+    node, ``status.startTime``, phase, restartCount of the serving container, model fallback
+    name), scrape state and token readings per raw series."""
     pod_problems: tuple[PodProblem, ...]
+    problem_nodes: Mapping[str, str]
+    """pod ``namespace/name`` → node, for :attr:`pod_problems`."""
     dcgm_errors: tuple[tuple[str, ScrapeError], ...]
     """(exporter URL, error) of every exporter that failed."""
     unplaced_gpus: tuple[GpuReading, ...]
     """Readings of ``--dcgm-url`` pages without a Hostname/hostname label."""
-    problem_nodes: Mapping[str, str]
-    """pod ``namespace/name`` → node, for :attr:`pod_problems`."""
+    pod_uids: frozenset[str]
+    """UIDs of every pod in the cache at the sample (on any node): a pod absent here is gone,
+    not merely unscraped."""
+    node_names: frozenset[str]
+    """Names of every node in the cache at the sample."""
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.completed_monotonic - self.monotonic
 
     def profile(self, key: str) -> ProfileSample | None:
-        """The view of CostProfile ``namespace/name``; ``None`` when it was not honoured (or
-        did not exist, or had an invalid spec) at the sample."""
+        """The view of CostProfile ``namespace/name``; ``None`` when it claimed no nodes at the
+        sample (not honoured, absent, or no valid spec seen yet)."""
         member = self.membership.profile(key)
-        if member is None:
+        state = self.profiles.get(key)
+        if member is None or state is None:
             return None
         owned = set(member.owned)
         return ProfileSample(
             time=self.time,
             monotonic=self.monotonic,
+            completed_monotonic=self.completed_monotonic,
+            state=state,
             membership=member,
             nodes=tuple(self.nodes[n] for n in member.owned if n in self.nodes),
             pods=tuple(p for p in self.pods if p.target.node in owned),
@@ -208,6 +290,33 @@ class Sample:
                 p for p in self.pod_problems if self.problem_nodes.get(str(p.pod)) in owned
             ),
         )
+
+    def holdings(self) -> tuple[Holding, ...]:
+        """Every GPU holder on the owned nodes."""
+        return tuple(h for n in self.nodes.values() for h in n.holdings.holdings)
+
+
+@attrs.frozen
+class _Discovered:
+    """What a cycle found in the caches before scraping."""
+
+    membership: Membership
+    profiles: Mapping[str, ProfileState]
+    pods_by_node: Mapping[str, Sequence[Mapping[str, Any]]]
+    inference: InferenceDiscovery
+    exporters: ExporterDiscovery
+    url_targets: tuple[ExporterTarget, ...]
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        targets = [t.scrape_target() for t in self.inference.targets]
+        targets += [t.scrape_target() for t in self.exporters.targets]
+        targets += [t.scrape_target() for t in self.url_targets]
+        return targets
+
+
+def spec_problems(exc: ValidationError) -> str:
+    """One line naming every invalid field of a spec."""
+    return "; ".join(str(e) for e in exc.errors) or str(exc)
 
 
 Listener = Callable[[Sample], None]
@@ -244,12 +353,14 @@ class Sampler:
         self._sequence = 0
         self._lock = threading.Lock()
         self._cycle_lock = threading.Lock()
-        # pod UID -> restart count of the serving container at its last successful scrape
+        # pod UID -> container run (restart count) at its last successful scrape
         self._succeeded: dict[str, int] = {}
         # pod key -> (resourceVersion, dict form) of pods converted for discovery
         self._pod_dicts: dict[str, tuple[str, dict[str, Any]]] = {}
-        # (key, uid, generation) -> claim or None (invalid spec)
-        self._claims: dict[tuple[str, str, int], ProfileClaim | None] = {}
+        # (key, uid, generation) -> parsed spec, or why it is invalid
+        self._parsed: dict[tuple[str, str, int], CostProfileSpec | str] = {}
+        # key -> (generation, spec) of the last valid spec seen
+        self._last_valid: dict[str, tuple[int, CostProfileSpec]] = {}
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._requested = False
@@ -375,47 +486,71 @@ class Sampler:
                 log.exception("sample listener failed", error=f"{type(exc).__name__}: {exc}")
         return sample
 
-    def _claim(self, obj: Any) -> ProfileClaim | None:
-        meta = obj.get("metadata") or {}
-        namespace = str(meta.get("namespace") or "")
-        name = str(meta.get("name") or "")
-        if not namespace_allowed(namespace, self.settings.profile_namespaces):
-            return None
-        ident = (f"{namespace}/{name}", str(meta.get("uid") or ""), _generation(obj))
-        if ident in self._claims:
-            return self._claims[ident]
-        try:
-            spec = parse_costprofile(obj, include_status=False).spec
-        except ValidationError:
-            claim = None
-        else:
-            claim = ProfileClaim(
+    def profile_states(self) -> dict[str, ProfileState]:
+        """Every honoured CostProfile in the cache, with its last valid spec.
+
+        Specs are parsed once per (key, uid, generation); the last valid one is remembered per
+        namespace/name until the profile leaves the cache."""
+        states: dict[str, ProfileState] = {}
+        seen: set[tuple[str, str, int]] = set()
+        for obj in self.profiles.store.objects():
+            meta = obj.get("metadata") or {}
+            namespace = str(meta.get("namespace") or "")
+            name = str(meta.get("name") or "")
+            if not namespace_allowed(namespace, self.settings.profile_namespaces):
+                continue
+            key = f"{namespace}/{name}"
+            uid = str(meta.get("uid") or "")
+            generation = _generation(obj)
+            ident = (key, uid, generation)
+            seen.add(ident)
+            parsed = self._parsed.get(ident)
+            if parsed is None:
+                try:
+                    parsed = parse_costprofile(obj, include_status=False).spec
+                except ValidationError as exc:
+                    parsed = spec_problems(exc)
+                self._parsed[ident] = parsed
+            invalid = None
+            if isinstance(parsed, CostProfileSpec):
+                self._last_valid[key] = (generation, parsed)
+            else:
+                invalid = parsed
+            last = self._last_valid.get(key)
+            created = parse_time(meta.get("creationTimestamp"))
+            states[key] = ProfileState(
                 namespace=namespace,
                 name=name,
-                node_selector=dict(spec.node_selector),
-                creation_timestamp=parse_time(meta.get("creationTimestamp")),
+                uid=uid,
+                creation_timestamp=None
+                if created is None
+                else datetime.fromtimestamp(created, UTC),
+                generation=generation,
+                spec=last[1] if last else None,
+                spec_generation=last[0] if last else None,
+                invalid=invalid,
             )
-        self._claims[ident] = claim
-        return claim
+        self._parsed = {i: p for i, p in self._parsed.items() if i in seen}
+        self._last_valid = {k: v for k, v in self._last_valid.items() if k in states}
+        return states
 
-    def membership(self) -> Membership:
-        """Node ownership from the current caches."""
-        claims = []
-        seen = set()
-        for obj in self.profiles.store.objects():
-            claim = self._claim(obj)
-            meta = obj.get("metadata") or {}
-            seen.add(
-                (
-                    f"{meta.get('namespace') or ''}/{meta.get('name') or ''}",
-                    str(meta.get("uid") or ""),
-                    _generation(obj),
-                )
+    def membership(self, states: Mapping[str, ProfileState] | None = None) -> Membership:
+        """Node ownership from the current caches: profiles claim nodes with their last valid
+        spec (an invalid edit keeps the nodes; a profile never valid claims none)."""
+        if states is None:
+            states = self.profile_states()
+        claims = [
+            ProfileClaim(
+                namespace=st.namespace,
+                name=st.name,
+                node_selector=dict(st.spec.node_selector),
+                creation_timestamp=(
+                    None if st.creation_timestamp is None else st.creation_timestamp.timestamp()
+                ),
             )
-            if claim is not None:
-                claims.append(claim)
-        for ident in [i for i in self._claims if i not in seen]:
-            del self._claims[ident]
+            for st in states.values()
+            if st.spec is not None
+        ]
         nodes = [NodeFacts(n.name, n.labels) for n in self.nodes.store.objects()]
         return resolve_membership(claims, nodes)
 
@@ -446,93 +581,131 @@ class Sampler:
     def _cycle(self) -> Sample:
         at = self.clock.now()
         started = self.clock.monotonic()
-        membership = self.membership()
+        found = self._discover()
+        results = self._scrape(found.scrape_targets())
+        sample = self._assemble(found, results, at, started)
+        log.debug(
+            "sample taken",
+            sequence=sample.sequence,
+            nodes=len(sample.nodes),
+            inference_pods=len(sample.pods),
+            exporters=len(found.exporters.targets) + len(found.url_targets),
+            duration_seconds=round(sample.duration_seconds, 3),
+        )
+        return sample
+
+    def _discover(self) -> _Discovered:
+        """Membership, then the targets on the owned nodes, from the caches."""
+        states = self.profile_states()
+        membership = self.membership(states)
         owned = membership.owned_nodes()
         owned_set = set(owned)
         pods_by_node = self._pods_by_node(owned)
         pods = [p for on_node in pods_by_node.values() for p in on_node]
-        inference = discover_inference(pods, owned_set)
-        exporters = discover_exporters(
-            pods, owned_set, self.settings.dcgm_selectors, default_port=self.settings.dcgm_port
+        return _Discovered(
+            membership=membership,
+            profiles=MappingProxyType(states),
+            pods_by_node=pods_by_node,
+            inference=discover_inference(pods, owned_set),
+            exporters=discover_exporters(
+                pods, owned_set, self.settings.dcgm_selectors, default_port=self.settings.dcgm_port
+            ),
+            url_targets=self.settings.dcgm_urls,
         )
-        url_targets = self.settings.dcgm_urls
-        targets: list[ScrapeTarget] = [t.scrape_target() for t in inference.targets]
-        targets += [t.scrape_target() for t in exporters.targets]
-        targets += [t.scrape_target() for t in url_targets]
-        results = self._scraper_instance().scrape(targets) if targets else []
-        n_inf, n_exp = len(inference.targets), len(exporters.targets)
-        inf_results = results[:n_inf]
-        exp_results = results[n_inf : n_inf + n_exp]
-        url_results = results[n_inf + n_exp :]
 
-        restarts = {t.pod.uid: t.restart_count for t in inference.targets}
+    def _scrape(self, targets: Sequence[ScrapeTarget]) -> dict[ScrapeTarget, ScrapeResult]:
+        """Every target once, concurrently; results by target."""
+        if not targets:
+            return {}
+        return {r.target: r for r in self._scraper_instance().scrape(targets)}
+
+    def _assemble(
+        self,
+        found: _Discovered,
+        results: Mapping[ScrapeTarget, ScrapeResult],
+        at: datetime,
+        started: float,
+    ) -> Sample:
+        """Read the pages and put the sample together."""
+        targets = found.inference.targets
+        inf_results = [results[t.scrape_target()] for t in targets]
+        exp_results = [results[t.scrape_target()] for t in found.exporters.targets]
+        url_results = [results[t.scrape_target()] for t in found.url_targets]
+
+        runs = {t.pod.uid: _container_run(t) for t in targets}
         scrapes = read_pods(
-            inference.targets,
+            targets,
             inf_results,
-            lambda uid: uid in self._succeeded and self._succeeded[uid] == restarts.get(uid),
+            lambda uid: uid in self._succeeded and self._succeeded[uid] == runs.get(uid),
         )
-        self._succeeded = {uid: count for uid, count in self._succeeded.items() if uid in restarts}
+        self._succeeded = {uid: run for uid, run in self._succeeded.items() if uid in runs}
         for scrape in scrapes:
             if scrape.state == OK:
-                self._succeeded[scrape.target.pod.uid] = scrape.target.restart_count
-        dcgm = gather_dcgm(exporters, exp_results, url_targets, url_results)
-        self._record_health(scrapes, inf_results, exp_results, url_results, dcgm.errors)
+                self._succeeded[scrape.target.pod.uid] = runs[scrape.target.pod.uid]
+        dcgm = gather_dcgm(found.exporters, exp_results, found.url_targets, url_results)
+        self._record_health(scrapes, inf_results, [*exp_results, *url_results], dcgm.errors)
 
-        inference_uids = {t.pod.uid for t in inference.targets}
-        statuses = dcgm.statuses_for(owned)
+        membership = found.membership
+        inference_uids = {t.pod.uid for t in targets}
+        statuses = dcgm.statuses_for(membership.owned_nodes())
         node_samples: dict[str, NodeSample] = {}
-        for name in owned:
+        for name in membership.owned_nodes():
             info = self.nodes.store.get(name)
             if not isinstance(info, NodeInfo):
                 continue
-            gpus = dcgm.gpus.get(name, ())
-            on_node = pods_by_node.get(name, [])
+            readings = dcgm.gpus.get(name, ())
+            gpus = info.gpus
             node_samples[name] = NodeSample(
                 name=name,
                 uid=info.uid,
                 boot_id=info.boot_id,
+                owner=membership.owners[name],
                 gpu_capacity=info.gpu_capacity,
-                exporter=statuses.get(name),
+                gpu_replicas=info.gpu_replicas,
                 gpus=gpus,
-                holdings=node_holdings(name, on_node, gpus, inference_uids),
+                gpu_ids=node_gpu_ids(name, gpus, readings),
+                exporter=statuses.get(name),
+                readings=readings,
+                holdings=node_holdings(
+                    name, found.pods_by_node.get(name, ()), readings, inference_uids, gpus
+                ),
             )
-        problem_pods = {str(p.pod) for p in inference.problems}
+        problem_pods = {str(p.pod) for p in found.inference.problems}
         problem_nodes = {}
-        for p in pods:
-            meta = p.get("metadata") or {}
-            ref = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
-            if ref in problem_pods:
-                problem_nodes[ref] = str((p.get("spec") or {}).get("nodeName") or "")
+        for node, on_node in found.pods_by_node.items():
+            for p in on_node:
+                meta = p.get("metadata") or {}
+                ref = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+                if ref in problem_pods:
+                    problem_nodes[ref] = node
+        pod_uids = frozenset(p.uid for p in self.pods.store.objects() if isinstance(p, PodInfo))
+        node_names = frozenset(
+            n.name for n in self.nodes.store.objects() if isinstance(n, NodeInfo)
+        )
         self._sequence += 1
-        sample = Sample(
+        return Sample(
             sequence=self._sequence,
             time=at,
             monotonic=started,
-            duration_seconds=self.clock.monotonic() - started,
+            completed=self.clock.now(),
+            completed_monotonic=self.clock.monotonic(),
             membership=membership,
+            profiles=found.profiles,
             nodes=MappingProxyType(node_samples),
             pods=tuple(scrapes),
-            pod_problems=inference.problems,
+            pod_problems=found.inference.problems,
+            problem_nodes=MappingProxyType(problem_nodes),
             dcgm_errors=dcgm.errors,
             unplaced_gpus=dcgm.unplaced,
-            problem_nodes=MappingProxyType(problem_nodes),
+            pod_uids=pod_uids,
+            node_names=node_names,
         )
-        log.debug(
-            "sample taken",
-            sequence=sample.sequence,
-            nodes=len(node_samples),
-            inference_pods=len(scrapes),
-            exporters=n_exp + len(url_targets),
-            duration_seconds=round(sample.duration_seconds, 3),
-        )
-        return sample
 
     def _record_health(
         self,
         scrapes: Sequence[PodScrape],
         inf_results: Sequence[ScrapeResult],
-        exp_results: Sequence[ScrapeResult],
-        url_results: Sequence[ScrapeResult],
+        dcgm_results: Sequence[ScrapeResult],
         dcgm_errors: Iterable[tuple[str, ScrapeError]],
     ) -> None:
         if self.metrics is None:
@@ -541,13 +714,22 @@ class Sampler:
         errors = self.metrics.scrape_errors_total
         for result in inf_results:
             duration.labels(target_kind="inference").observe(result.duration_seconds)
-        for result in (*exp_results, *url_results):
+        for result in dcgm_results:
             duration.labels(target_kind="dcgm").observe(result.duration_seconds)
         for scrape in scrapes:
             if scrape.state == FAILED and scrape.error is not None:
                 errors.labels(target_kind="inference", reason=scrape.error.reason).inc()
         for _, error in dcgm_errors:
             errors.labels(target_kind="dcgm", reason=error.reason).inc()
+
+
+def _container_run(target: InferenceTarget) -> int:
+    """What changes when the serving container restarts (all restarts when it is unknown)."""
+    return target.restart_count if target.restart_count is not None else target.pod_restarts
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 def _generation(obj: Any) -> int:

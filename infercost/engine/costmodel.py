@@ -112,8 +112,10 @@ def unit_rate_per_hour(amortization_per_hour: float, gpu_count: int) -> float:
     return amortization_per_hour / gpu_count
 
 
-def node_gpu_counts(node_capacities: Mapping[str, int | None], gpu_count: int) -> dict[str, float]:
-    """GPUs each matched node counts for: its ``nvidia.com/gpu`` capacity, else
+def node_gpu_counts(
+    node_capacities: Mapping[str, float | None], gpu_count: int
+) -> dict[str, float]:
+    """GPUs each matched node counts for: its GPUs (``nvidia.com/gpu`` capacity ÷ replicas), else
     ``gpuCount ÷ number of matched nodes`` (SPEC §5)."""
     if not node_capacities:
         return {}
@@ -154,7 +156,7 @@ class PoolAmortization:
 def split_amortization(
     amortization_per_hour: float,
     gpu_count: int,
-    node_capacities: Mapping[str, int | None],
+    node_capacities: Mapping[str, float | None],
 ) -> PoolAmortization:
     """Split ``amortization_per_hour`` over the matched nodes by their GPUs."""
     unit = unit_rate_per_hour(amortization_per_hour, gpu_count)
@@ -340,7 +342,7 @@ def _fmt_watts(watts: float) -> str:
 
 
 def resolve_power(
-    node_capacities: Mapping[str, int | None],
+    node_capacities: Mapping[str, float | None],
     gpu_count: int,
     exporters: Mapping[str, ExporterStatus],
     readings: Mapping[str, Sequence[GpuPower]],
@@ -506,7 +508,7 @@ def evaluate_profile(
     *,
     rate_per_kwh: float,
     pue_factor: float,
-    node_capacities: Mapping[str, int | None],
+    node_capacities: Mapping[str, float | None],
     exporters: Mapping[str, ExporterStatus],
     readings: Mapping[str, Sequence[GpuPower]],
     at: dt.datetime | None = None,

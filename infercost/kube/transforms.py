@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "GPU_REPLICAS_LABEL",
     "GPU_RESOURCE",
     "KEPT_ANNOTATIONS",
     "KEPT_ANNOTATION_PREFIXES",
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 GPU_RESOURCE = "nvidia.com/gpu"
+GPU_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
+"""Set by NVIDIA's GPU feature discovery on time-sliced nodes: ``nvidia.com/gpu`` capacity
+counts each physical GPU this many times."""
 KEPT_ANNOTATION_PREFIXES = (
     "infercost.ai/",
     "prometheus.io/",
@@ -190,6 +194,18 @@ class NodeInfo:
     @property
     def namespace(self) -> str:
         return ""
+
+    @property
+    def gpu_replicas(self) -> int:
+        """The :data:`GPU_REPLICAS_LABEL` value; 1 when absent or not a positive integer."""
+        raw = self.labels.get(GPU_REPLICAS_LABEL, "")
+        return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else 1
+
+    @property
+    def gpus(self) -> float:
+        """Physical GPUs (SPEC §5): ``nvidia.com/gpu`` capacity ÷ :attr:`gpu_replicas`; 0 when
+        the node advertises none."""
+        return (self.gpu_capacity or 0) / self.gpu_replicas
 
 
 def _labels(raw: Any) -> dict[str, str]:

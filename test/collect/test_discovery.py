@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from infercost.collect.dcgm import read_dcgm
@@ -17,6 +19,7 @@ from infercost.collect.discovery import (
     model_fallback,
     node_boot_id,
     node_gpu_capacity,
+    node_gpu_ids,
     node_holdings,
     parse_dcgm_selectors,
     parse_dcgm_url,
@@ -214,7 +217,9 @@ def test_target_carries_what_the_ledger_needs() -> None:
     assert target is not None
     assert target.pod == PodRef("team-a", "chat-6f9c7d8b5-x2kqp", pod["metadata"]["uid"])
     assert target.node == "n1" and target.container == "vllm" and target.restart_count == 2
-    assert target.start_time == "2026-11-27T08:00:00Z" and target.deleting
+    assert target.pod_restarts == 7, "a sidecar's restarts are not the server's"
+    assert target.start_time == dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
+    assert target.phase == "Running" and target.deleting
 
 
 def test_discovery_filters_by_node() -> None:
@@ -338,8 +343,23 @@ def test_holders_from_gpu_limits_without_dcgm_mapping() -> None:
         make_pod("done", node="n1", gpus=4, phase="Succeeded"),
         make_pod("other-node", node="n2", gpus=1),
     ]
-    held = node_holdings("n1", pods, (), {pods[0]["metadata"]["uid"]})
+    held = node_holdings("n1", pods, (), {pods[0]["metadata"]["uid"]}, node_gpus=4)
     assert [(h.pod.name, h.gpus, h.source, h.inference) for h in held.holdings] == [
         ("infer", 2.0, "limits", True),  # sorted by namespace/name
         ("notebook", 1.0, "limits", False),  # non-inference GPU pods are tracked too
     ]
+    ids = ["n1/gpu0", "n1/gpu1", "n1/gpu2", "n1/gpu3"]
+    assert dict(held.holdings[0].shares) == dict.fromkeys(ids, 0.5)
+    assert dict(held.holdings[1].shares) == dict.fromkeys(ids, 0.25)
+
+
+def test_gpu_ids_are_dcgm_uuids_then_stable_index_ids_for_the_rest() -> None:
+    from pathlib import Path
+
+    body = (Path(__file__).resolve().parents[1] / "data/metrics/dcgm-pod-mapping.txt").read_bytes()
+    readings = read_dcgm(body).gpus[:2]
+    assert {r.gpu for r in readings} == {"0", "1"}
+    ids = node_gpu_ids("n1", 4, readings)
+    assert ids == (readings[0].uuid, readings[1].uuid, "n1/gpu2", "n1/gpu3")
+    assert node_gpu_ids("n1", 2, ()) == ("n1/gpu0", "n1/gpu1")
+    assert node_gpu_ids("n1", 0, ()) == (), "a node without nvidia.com/gpu capacity has none"

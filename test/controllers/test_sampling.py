@@ -88,6 +88,16 @@ class Env:
         store = self.informers.informer(COSTPROFILES).store
         eventually(lambda: store.get(f"{NS}/{name}") is not None, what=name)
 
+    def edit_spec(self, name: str, spec: dict[str, Any]) -> None:
+        rv = self.rest.merge_patch(COSTPROFILES, name, {"spec": spec}, NS)["metadata"][
+            "resourceVersion"
+        ]
+        store = self.informers.informer(COSTPROFILES).store
+        eventually(
+            lambda: (p := store.get(f"{NS}/{name}")) and p["metadata"]["resourceVersion"] == rv,
+            what=f"{name} edited",
+        )
+
 
 @pytest.fixture
 def sim() -> Iterator[KubeSim]:
@@ -155,21 +165,36 @@ def test_a_sample_holds_what_the_ledger_books(env: Env, fake: FakeClock) -> None
     assert env.sampler.latest() is sample and sample.sequence == 1
     assert sample.time == datetime(2026, 11, 27, 23, 59, 30, tzinfo=UTC)
     assert sample.monotonic == fake.monotonic()
+    assert sample.completed == sample.time and sample.completed_monotonic == fake.monotonic()
     assert list(sample.nodes) == ["gpu-1"], "only nodes a profile owns are sampled"
+
+    state = sample.profiles["ml/h100"]
+    assert state.spec is not None and state.spec.hardware.gpu_count == 8
+    assert state.invalid is None and state.generation == state.spec_generation == 1
+    meta = env.rest.get(COSTPROFILES, "h100", NS)["metadata"]
+    assert state.uid == meta["uid"]
+    assert state.creation_timestamp == datetime.fromisoformat(meta["creationTimestamp"])
 
     node = sample.nodes["gpu-1"]
     assert node.boot_id == "boot-a" and node.gpu_capacity == 2 and node.uid
+    assert node.owner == "ml/h100" and node.gpus == 2
     assert node.exporter is not None and node.exporter.state is ExporterState.ANSWERED
-    assert [(g.gpu, g.power_watts) for g in node.gpus] == [("0", 410.0), ("1", 90.0)]
-    assert all(g.energy_mj is not None and g.energy_mj > 0 for g in node.gpus)
-    assert node.gpus[0].holders[0].pod == "vllm-0"
+    assert [(g.gpu, g.power_watts) for g in node.readings] == [("0", 410.0), ("1", 90.0)]
+    assert node.gpu_ids == tuple(g.uuid for g in node.readings)
+    assert all(g.energy_mj is not None and g.energy_mj > 0 for g in node.readings)
+    assert node.readings[0].holders[0].pod == "vllm-0"
     holders = {h.pod.name: h for h in node.holdings.holdings}
+    assert set(holders) == {"vllm-0"}, "DCGM names the holders of every GPU of the node"
     assert holders["vllm-0"].source == "dcgm" and holders["vllm-0"].inference
-    assert node.holdings.unheld_uuids == (node.gpus[1].uuid,)
+    assert dict(holders["vllm-0"].shares) == {node.readings[0].uuid: 1.0}
+    assert node.holdings.unheld_uuids == (node.readings[1].uuid,)
 
     [scrape] = sample.pods
-    assert scrape.state == OK and scrape.target.pod.name == "vllm-0"
-    assert scrape.target.pod.uid, "readings are keyed by pod UID"
+    target = scrape.target
+    assert scrape.state == OK and target.pod.name == "vllm-0" and target.node == "gpu-1"
+    assert target.pod.uid, "readings are keyed by pod UID"
+    assert target.start_time == datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    assert target.phase == "Running" and target.restart_count == 0
     page = scrape.page
     assert page is not None
     engines = {
@@ -179,14 +204,102 @@ def test_a_sample_holds_what_the_ledger_books(env: Env, fake: FakeClock) -> None
     assert page.totals()[("llama", Role.INPUT)] == 100
     assert [str(p.pod) for p in sample.pod_problems] == ["ml/misconfigured"]
 
+    cached = {p.key: p.uid for p in env.informers.pods().store.objects()}
+    assert sample.pod_uids == frozenset(cached.values()), "every cached pod, on any node"
+    assert cached["ml/on-cpu-node"] in sample.pod_uids
+    assert sample.node_names == {"gpu-1", "cpu-1"}
+
     view = sample.profile("ml/h100")
     assert view is not None
-    assert view.node_capacities() == {"gpu-1": 2}
+    assert view.node_gpus() == {"gpu-1": 2}
     assert [str(p.pod) for p in view.pod_problems] == ["ml/misconfigured"]
     assert {n: [g.watts for g in gs] for n, gs in view.power_readings().items()} == {
         "gpu-1": [410.0, 90.0]
     }
     assert sample.profile("ml/unknown") is None
+
+
+def test_holders_by_limits_hold_a_share_of_every_gpu_of_the_node(env: Env) -> None:
+    # Time-sliced: 8 schedulable nvidia.com/gpu on 4 physical GPUs, no DCGM exporter.
+    env.node("gpu-1", gpus=8, labels={"nvidia.com/gpu.replicas": "2"})
+    server = env.servers.inference("vllm")
+    env.pod(
+        make_pod(
+            "vllm-0",
+            namespace=NS,
+            ip=server.host,
+            node="gpu-1",
+            annotations={"infercost.ai/backend": "vllm"},
+            gpus=1,
+        )
+    )
+    env.pod(
+        make_pod("queued", namespace="research", ip=None, node="gpu-1", phase="Pending", gpus=2)
+    )
+    env.pod(make_pod("finished", namespace="research", node="gpu-1", phase="Succeeded", gpus=4))
+    env.profile("h100")
+    node = env.sampler.sample_once().nodes["gpu-1"]
+    assert node.gpu_capacity == 8 and node.gpu_replicas == 2 and node.gpus == 4
+    ids = ("gpu-1/gpu0", "gpu-1/gpu1", "gpu-1/gpu2", "gpu-1/gpu3")
+    assert node.gpu_ids == ids, "GPUs known only by index get stable ids"
+    holders = {h.pod.name: h for h in node.holdings.holdings}
+    assert set(holders) == {"vllm-0", "queued"}, "Succeeded pods hold nothing"
+    # limit ÷ max(node GPUs 4, Σ limits 3) of every GPU
+    assert dict(holders["vllm-0"].shares) == dict.fromkeys(ids, 0.25)
+    assert dict(holders["queued"].shares) == dict.fromkeys(ids, 0.5)
+    assert holders["vllm-0"].inference and holders["vllm-0"].pod.uid
+    assert not holders["queued"].inference, "a Pending pod holds GPUs but serves nothing"
+
+    # Oversubscribed (Σ limits 7 > 4 GPUs): limit ÷ Σ limits.
+    env.pod(make_pod("notebook", namespace="research", ip=None, node="gpu-1", gpus=4))
+    node = env.sampler.sample_once().nodes["gpu-1"]
+    shares = {h.pod.name: h.shares["gpu-1/gpu0"] for h in node.holdings.holdings}
+    assert shares == {"vllm-0": 1 / 7, "queued": 2 / 7, "notebook": 4 / 7}
+
+
+def test_an_invalid_edit_keeps_the_last_valid_spec_and_the_nodes(env: Env) -> None:
+    env.node("gpu-1")
+    env.profile("h100")
+    env.profile("broken", selector={"not a key!": "x"})
+    sample = env.sampler.sample_once()
+    broken = sample.profiles["ml/broken"]
+    assert broken.spec is None and broken.spec_generation is None
+    assert broken.invalid is not None and "spec.nodeSelector" in broken.invalid
+    assert sample.membership.profile("ml/broken") is None, "never valid: claims no node"
+
+    env.edit_spec("h100", {"nodeSelector": {"not a key!": "x"}, "hardware": {"gpuCount": 2}})
+    sample = env.sampler.sample_once()
+    state = sample.profiles["ml/h100"]
+    assert state.generation == 2 and state.invalid is not None
+    assert "spec.nodeSelector" in state.invalid
+    assert state.spec is not None and state.spec.hardware.gpu_count == 8
+    assert state.spec_generation == 1
+    assert sample.nodes["gpu-1"].owner == "ml/h100", "the last valid selector keeps the node"
+
+    env.edit_spec("h100", {"nodeSelector": {"not a key!": None}, "hardware": {"gpuCount": 4}})
+    state = env.sampler.sample_once().profiles["ml/h100"]
+    assert state.invalid is None and state.spec is not None
+    assert state.spec.hardware.gpu_count == 4 and state.spec_generation == 3
+
+
+def test_restart_count_is_unknown_when_the_serving_container_cannot_be_told(env: Env) -> None:
+    env.node("gpu-1")
+    server = env.servers.inference("vllm")
+    env.pod(
+        make_pod(
+            "two-containers",
+            namespace=NS,
+            ip=server.host,
+            node="gpu-1",
+            annotations={"infercost.ai/backend": "vllm"},
+            containers=["server", "proxy"],
+            restart_counts={"server": 1, "proxy": 3},
+        )
+    )
+    env.profile("h100")
+    [scrape] = env.sampler.sample_once().pods
+    assert scrape.target.container is None and scrape.target.restart_count is None
+    assert scrape.target.pod_restarts == 4
 
 
 def test_without_dcgm_mapping_holders_come_from_gpu_limits(env: Env) -> None:
@@ -195,10 +308,16 @@ def test_without_dcgm_mapping_holders_come_from_gpu_limits(env: Env) -> None:
     env.pod(make_dcgm_exporter_pod("gpu-1", exporter.host))
     env.pod(make_pod("notebook", namespace="research", ip=None, node="gpu-1", gpus=2))
     env.profile("h100")
-    holdings = env.sampler.sample_once().nodes["gpu-1"].holdings.holdings
-    assert [(h.pod.name, h.gpus, h.source, h.inference) for h in holdings] == [
-        ("notebook", 2.0, "limits", False)
-    ]
+    node = env.sampler.sample_once().nodes["gpu-1"]
+    [holding] = node.holdings.holdings
+    assert (holding.pod.name, holding.gpus, holding.source, holding.inference) == (
+        "notebook",
+        2.0,
+        "limits",
+        False,
+    )
+    assert node.gpu_ids == tuple(g.uuid for g in node.readings), "DCGM names the GPUs"
+    assert dict(holding.shares) == dict.fromkeys(node.gpu_ids, 0.5)
 
 
 def test_refusals_mean_starting_until_the_first_success_of_each_container_run(
@@ -255,7 +374,7 @@ def test_dcgm_port_is_the_fallback_for_exporters_without_a_named_port(
         env.profile("h100")
         node = env.sampler.sample_once().nodes["gpu-1"]
         assert node.exporter is not None and node.exporter.state is ExporterState.ANSWERED
-        assert len(node.gpus) == 2
+        assert len(node.readings) == 2
     finally:
         env.close()
 
