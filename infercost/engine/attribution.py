@@ -4,8 +4,8 @@
 Inputs are flat arrays with index maps, no Python objects per pod or GPU:
 
 - GPUs ``g``: ``gpu_node[g]`` (−1 for a profile's virtual pool GPUs: the shortfall and
-  profiles that own no node), ``gpu_group[g]`` (its idle group: the ledger uses one per CostProfile and checkpoint
-  shard), ``gpu_amounts[g, c]`` (the interval's
+  profiles that own no node), ``gpu_group[g]`` (its idle group: the ledger uses one per
+  CostProfile and checkpoint shard), ``gpu_amounts[g, c]`` (the interval's
   amortization, electricity, energy, estimated energy and GPU-seconds of the GPU, see
   :data:`COMPONENTS`);
 - holdings ``h`` (rule 1): ``hold_gpu[h]`` holds ``hold_share[h]`` of GPU ``hold_gpu[h]`` for pod
@@ -18,8 +18,9 @@ Inputs are flat arrays with index maps, no Python objects per pod or GPU:
 The rules, in order: a held GPU goes to its holders by share (shares over 1 in total are scaled
 down); a GPU on a node where no pod holds GPUs goes to that node's inference pods by their token
 share (rule 2); inside a pod, cost goes to its entries by token share (rule 3), or to its one
-fallback entry (rules 3–4); whatever is left is idle (rule 5), returned per idle group so the ledger can spread it by its day weights. The result also carries the per-GPU
-rows, which the ledger keeps for GPUs whose energy is deferred.
+fallback entry (rules 3–4); whatever is left is idle (rule 5), returned per idle group so the
+ledger can spread it by its day weights. The result also carries the per-GPU rows, which the
+ledger keeps for GPUs whose energy is deferred.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def attribute(inp: AttributionInput) -> Attribution:
     for c in range(n_components):
         key_amounts[:, c] = np.bincount(r_key, r_weight * amounts[r_gpu, c], minlength=inp.n_keys)
     active = r_weight * amounts[r_gpu, GPU_SECONDS] * entry_active[r_entry]
-    key_active = np.bincount(r_key, active, minlength=inp.n_keys)
+    key_active = np.bincount(r_key, active, minlength=inp.n_keys).astype(np.float64)
 
     assigned = np.bincount(r_gpu, r_weight, minlength=n_gpus)
     remainder = np.clip(1.0 - assigned, 0.0, 1.0)

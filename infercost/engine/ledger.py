@@ -51,8 +51,8 @@ from infercost.engine.periods import (
 __all__ = [
     "FIELDS",
     "IDLE_MODEL",
-    "NO_TRAFFIC",
     "NON_INFERENCE",
+    "NO_TRAFFIC",
     "ROLE_CACHED",
     "ROLE_INPUT",
     "ROLE_OUTPUT",
@@ -357,6 +357,11 @@ class Ledger:
         if shards < 1:
             raise ValueError("a ledger needs at least one shard")
         self.shards = shards
+        self.attributed: dict[tuple[str, str, str], list[float]] = {}
+        """(profile, namespace, model) → [input tokens, output tokens, USD] booked by this
+        instance since it was created (never restored: the ``*_total`` counters of SPEC §6.1)."""
+        self.attributed_idle: dict[str, float] = {}
+        """profile → idle USD booked by this instance since it was created."""
         self._reset()
 
     def _reset(self) -> None:
@@ -456,8 +461,8 @@ class Ledger:
             for gid in [g for g, s in self._gpus.items() if s.node == name]:
                 del self._gpus[gid]
         for name, node in now_owned.items():
-            state = self._nodes.get(name)
-            if state is None:
+            known = self._nodes.get(name)
+            if known is None:
                 state = self._nodes[name] = _Node(
                     profile=node.profile,
                     shard=shard_of(name, self.shards),
@@ -475,6 +480,8 @@ class Ledger:
                 for pod in obs.pods:
                     if pod.node == name and pod.scraped:
                         self._set_watermarks(pod)
+            else:
+                state = known
             state.profile = node.profile  # an owner change applies from now on
             state.t0 = t1
             state.gpus = node_gpus.get(name, 0.0)
@@ -578,6 +585,7 @@ class Ledger:
     def _gpu_energy(
         self,
         gid: str,
+        *,
         node: str,
         reading: GpuObservation | None,
         boot_id: str,
@@ -660,16 +668,19 @@ class Ledger:
         """Days that ended at or before ``t1`` close (SPEC §4: the first sample after a day's
         end has been booked)."""
         today = day_label(_dt(t1))
-        ending = sorted({k[1] for k in self.lines if k[1] < today})
+        ending = sorted(
+            {k[1] for k in self.lines if k[1] < today}
+            | {k[1] for k in self.coverage if k[1] < today}
+        )
         for day in ending:
             moved = {k: v for k, v in self.lines.items() if k[1] == day}
             for k in moved:
                 del self.lines[k]
             self.closed.setdefault(day, {}).update(moved)
-            cov = {k: v for k, v in self.coverage.items() if k[1] == day}
-            for k in cov:
-                del self.coverage[k]
-            self.closed_coverage.setdefault(day, {}).update(cov)
+            covered = {c: v for c, v in self.coverage.items() if c[1] == day}
+            for c in covered:
+                del self.coverage[c]
+            self.closed_coverage.setdefault(day, {}).update(covered)
         # the idle split may look back one day
         yesterday = day_label(_dt(t1 - 86400.0))
         for key in [k for k in self._weights if k[0] < yesterday]:
@@ -772,9 +783,17 @@ class Ledger:
         self.first_sample = min(firsts) if firsts else None
         for (_, day, profile, ns, model), line in [*self.lines.items()]:
             self._add_weight(day, profile, ns, model, line)
-        for day, lines in self.closed.items():
+        for lines in self.closed.values():
             for (_, d, profile, ns, model), line in lines.items():
                 self._add_weight(d, profile, ns, model, line)
+
+    def _attribute(
+        self, profile: str, ns: str, model: str, cost: float, *, tin: int = 0, tout: int = 0
+    ) -> None:
+        acc = self.attributed.setdefault((profile, ns, model), [0.0, 0.0, 0.0])
+        acc[0] += tin
+        acc[1] += tout
+        acc[2] += cost
 
     def _add_weight(self, day: str, profile: str, ns: str, model: str, line: Line) -> None:
         self._add_weight_amount(day, profile, ns, model, line.cost_usd - line.idle_cost_usd)
@@ -800,7 +819,7 @@ def _whole(value: float) -> int:
     """Token counters are whole numbers; llama.cpp prints them with ``%g`` (SPEC §3.1)."""
     if math.isnan(value) or math.isinf(value) or value < 0:
         return 0
-    return int(round(value))
+    return round(value)
 
 
 def _dump_profile(p: _Profile) -> list[Any]:
@@ -948,7 +967,13 @@ class _Batch:
         units = self.units.setdefault(t0, [])
         for gid in ids:
             kwh, est, settle, recovered = ledger._gpu_energy(
-                gid, name, readings.get(gid), boot, seconds, self.t1, fallback
+                gid,
+                node=name,
+                reading=readings.get(gid),
+                boot_id=boot,
+                seconds=seconds,
+                t1=self.t1,
+                fallback_watts=fallback,
             )
             deferred = math.isnan(kwh)
             if deferred:
@@ -1019,7 +1044,9 @@ class _Batch:
             v = line.values
             v[F_KWH] += kwh
             v[F_ELEC] += usd
+            ledger._attribute(profile, ns, model, usd)
             if idle:
+                ledger.attributed_idle[profile] = ledger.attributed_idle.get(profile, 0.0) + usd
                 v[F_IDLE_KWH] += kwh
                 v[F_IDLE_ELEC] += usd
                 if estimated:
@@ -1159,15 +1186,16 @@ class _Batch:
                 v[F_EST_KWH] += a[ESTIMATED] * f
                 v[F_GPU_S] += a[GPU_SECONDS] * f
                 v[F_ACTIVE_S] += active[k] * f
-                ledger._add_weight_amount(
-                    piece.day, profile, ns, model, (a[AMORTIZATION] + a[ELECTRICITY]) * f
-                )
+                cost = (a[AMORTIZATION] + a[ELECTRICITY]) * f
+                ledger._add_weight_amount(piece.day, profile, ns, model, cost)
+                ledger._attribute(profile, ns, model, cost)
                 self.changed.add(shard)
             for k, parts in token_parts.items():
                 shard, profile, ns, model = key_list[k]
                 line = ledger.lines[(shard, piece.day, profile, ns, model)]
                 for t, split in enumerate(parts):
                     line.tokens[t] += split[n]
+                ledger._attribute(profile, ns, model, 0.0, tin=parts[T_IN][n], tout=parts[T_OUT][n])
             for g, (shard, profile) in enumerate(group_list):
                 idle = result.idle_amounts[g] * f
                 weights = ledger._idle_weights(piece.day, profile)
@@ -1186,6 +1214,12 @@ class _Batch:
                     v[F_IDLE_EST_KWH] += idle[ESTIMATED] * w
                     v[F_GPU_S] += idle[GPU_SECONDS] * w
                     v[F_IDLE_GPU_S] += idle[GPU_SECONDS] * w
+                    ledger._attribute(
+                        profile, ns, model, (idle[AMORTIZATION] + idle[ELECTRICITY]) * w
+                    )
+                ledger.attributed_idle[profile] = ledger.attributed_idle.get(profile, 0.0) + float(
+                    idle[AMORTIZATION] + idle[ELECTRICITY]
+                )
                 self.changed.add(shard)
             for profile in {p for _, p in group_list}:
                 key = (shard_of(f"pool:{profile}", ledger.shards), piece.day, profile)
