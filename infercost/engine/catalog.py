@@ -147,7 +147,7 @@ class Catalog:
     """A whole price catalog: entries in document order, at most one per provider+model
     (compared case-insensitively), exactly :data:`FLAGSHIP_COUNT` of them flagships."""
 
-    entries: tuple[PriceEntry, ...] = attrs.field(converter=tuple)
+    entries: tuple[PriceEntry, ...]
     origin: str = "price catalog"
 
     def __attrs_post_init__(self) -> None:
@@ -226,7 +226,7 @@ def catalog_from_document(document: object, *, origin: str = "price catalog") ->
     if not isinstance(entries, Sequence) or isinstance(entries, (str, bytes)):
         raise CatalogError(f"'entries': expected a list, got {_kind(entries)}", origin=origin)
     parsed = [_entry_from_mapping(raw, index, origin) for index, raw in enumerate(entries)]
-    return Catalog(parsed, origin=origin)
+    return Catalog(tuple(parsed), origin=origin)
 
 
 def _entry_from_mapping(raw: object, index: int, origin: str) -> PriceEntry:
