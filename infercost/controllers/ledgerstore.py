@@ -142,5 +142,12 @@ class LedgerStore:
                 self.store.delete(name)
                 self._versions.pop(name, None)
 
-    def forget_version(self, name: str) -> None:
-        self._versions.pop(name, None)
+    def refresh_version(self, shard: int) -> None:
+        """Re-read a hot object's resourceVersion (after a 409 while still the leader)."""
+        name = hot_name(shard)
+        current = self.store.get(name)
+        self._written.pop(name, None)
+        if current is None:
+            self._versions.pop(name, None)
+        else:
+            self._versions[name] = current.resource_version

@@ -103,12 +103,14 @@ class ComponentSpec:
 
 def default_components() -> list[ComponentSpec]:
     """The components of a full operator; each later part adds its entry here."""
+    from infercost.controllers.accounting import build_accounting
     from infercost.controllers.costprofile import build_costprofile_controller
     from infercost.controllers.sampling import shared_sampler
 
     return [
         ComponentSpec("sampler", shared_sampler, leader_only=True),
         ComponentSpec("costprofile", build_costprofile_controller, leader_only=True),
+        ComponentSpec("accounting", build_accounting, leader_only=True),
     ]
 
 

@@ -1,0 +1,266 @@
+"""Ledger keeper and UsageReports through the emulator and simulated servers: tokens equal the
+simulators' ground truth exactly, costs equal an independent recomputation, and nothing is
+lost across a restart (checkpoint → new keeper → restore)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from infercost.controllers.ledger import LedgerKeeper, PricingWatch
+from infercost.controllers.ledgerstore import LedgerStore
+from infercost.controllers.operator import CUSTOM_RESOURCES
+from infercost.controllers.sampling import Sampler, SamplerSettings
+from infercost.controllers.usagereport import REPORT_RULES, UsageReportReconciler
+from infercost.kube.clock import FakeClock
+from infercost.kube.events import EventRecorder, ObjectRef
+from infercost.kube.health import HealthMetrics
+from infercost.kube.informer import InformerFactory
+from infercost.kube.rest import NODES, PODS
+from infercost.kube.status import StatusWriter
+from infercost.outputs.reportmetrics import UsageReportCollector
+from infercost.testing.kubefixtures import KubeEnv, eventually
+from infercost.testing.simservers.fixtures import SimServers
+from infercost.testing.simservers.objects import make_dcgm_exporter_pod, make_node, make_pod
+
+COSTPROFILES = CUSTOM_RESOURCES["CostProfile"]
+USAGEREPORTS = CUSTOM_RESOURCES["UsageReport"]
+OPERATOR_NS = "infercost-system"
+NS = "infra"
+# 2 GPUs, $52,560 over 3 years: exactly $1 per GPU-hour
+PRICE = 52_560.0
+RATE, PUE = 0.12, 1.25
+
+
+def _create_pod(kube: KubeEnv, pod: dict[str, Any]) -> None:
+    ns = pod["metadata"]["namespace"]
+    kube.sim.create_namespace(ns)
+    kube.rest.create(PODS, pod, ns)
+    kube.rest.merge_patch(PODS, pod["metadata"]["name"], {"status": pod["status"]}, ns, "status")
+
+
+class Rig:
+    """Sampler + keeper + report reconciler on one emulator, driven by hand."""
+
+    def __init__(self, kube: KubeEnv, clock: FakeClock) -> None:
+        self.kube = kube
+        self.clock = clock
+        self.informers = InformerFactory(kube.rest)
+        self.metrics = HealthMetrics(CollectorRegistry())
+        self.sampler = Sampler(
+            pods=self.informers.pods(),
+            nodes=self.informers.nodes(),
+            profiles=self.informers.informer(COSTPROFILES),
+            settings=SamplerSettings(interval_seconds=30.0, timeout_seconds=2.0),
+            clock=clock,
+        )
+        self.reports = self.informers.informer(USAGEREPORTS)
+        self.keeper = LedgerKeeper(
+            store=LedgerStore(kube.rest, OPERATOR_NS, shards=4),
+            clock=clock,
+            is_leader=lambda: True,
+            pricing=PricingWatch(),
+            shards=4,
+        )
+        self.sampler.add_listener(self.keeper.on_sample)
+        self.reconciler = UsageReportReconciler(
+            reports=self.reports,
+            profiles=self.informers.informer(COSTPROFILES),
+            keeper=self.keeper,
+            writer=StatusWriter(
+                kube.rest, USAGEREPORTS, REPORT_RULES, interval_seconds=0.0, clock=clock
+            ),
+            events=EventRecorder(kube.rest, host="test", clock=clock),
+            collector=UsageReportCollector(),
+            clock=clock,
+            scrape_interval=30.0,
+            pricing=self.keeper.pricing,
+            object_ref=lambda obj: ObjectRef.of(obj, USAGEREPORTS),
+        )
+        self.informers.start()
+        eventually(self.informers.has_synced, what="caches synced")
+        self.keeper.start()
+        assert self.keeper.wait_restored(10)
+
+    def close(self) -> None:
+        self.keeper.stop()
+        self.keeper.join(5)
+        self.sampler.close()
+        self.informers.stop()
+        self.informers.join(5)
+
+    def sample(self, advance: float, sim_clock: Any) -> None:
+        self.clock.advance(advance)
+        sim_clock.advance(advance)
+        self.sampler.sample_once()
+
+    def report(self, name: str) -> dict[str, Any]:
+        key = f"{NS}/{name}"
+        rv = None
+
+        def cached() -> bool:
+            nonlocal rv
+            obj = self.kube.rest.get(USAGEREPORTS, name, NS)
+            cache = self.reports.store.get(key)
+            return (
+                cache is not None
+                and cache["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+            )
+
+        eventually(cached, what="report cached")
+        self.reconciler.reconcile(key)
+        eventually(cached, what="report status cached")
+        return self.kube.rest.get(USAGEREPORTS, name, NS)["status"]
+
+
+@pytest.fixture
+def clock(sim_servers: SimServers) -> FakeClock:
+    return FakeClock(dt.datetime.fromtimestamp(sim_servers.clock(), dt.UTC))
+
+
+@pytest.fixture
+def rig(kube: KubeEnv, clock: FakeClock) -> Iterator[Rig]:
+    r = Rig(kube, clock)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def _cluster(kube: KubeEnv, servers: SimServers) -> tuple[Any, Any, Any]:
+    kube.sim.create_namespace(NS)
+    kube.rest.create(NODES, make_node("gpu-1", gpus=2, labels={"pool": "a"}))
+    exporter = servers.dcgm(gpus=2, node="gpu-1")
+    exporter.set_power(0, 400.0)
+    exporter.set_power(1, 100.0)
+    exporter.assign(0, "team-a", "vllm-0")
+    exporter.assign(1, "team-b", "train-0")
+    _create_pod(kube, make_dcgm_exporter_pod("gpu-1", exporter.host))
+    vllm = servers.inference("vllm", models=["meta-llama/Llama-3.3-70B-Instruct", "qwen"])
+    _create_pod(
+        kube,
+        make_pod(
+            "vllm-0",
+            namespace="team-a",
+            ip=vllm.host,
+            node="gpu-1",
+            annotations={"infercost.ai/backend": "vllm"},
+            gpus=1,
+        ),
+    )
+    _create_pod(kube, make_pod("train-0", namespace="team-b", ip=None, node="gpu-1", gpus=1))
+    kube.rest.create(
+        COSTPROFILES,
+        {
+            "apiVersion": "finops.infercost.ai/v1alpha1",
+            "kind": "CostProfile",
+            "metadata": {"name": "pool-a", "namespace": NS},
+            "spec": {
+                "hardware": {"gpuModel": "H100", "gpuCount": 2, "purchasePriceUSD": PRICE},
+                "electricity": {"ratePerKWh": RATE, "pueFactor": PUE},
+                "nodeSelector": {"pool": "a"},
+            },
+        },
+        NS,
+    )
+    kube.rest.create(
+        USAGEREPORTS,
+        {
+            "apiVersion": "finops.infercost.ai/v1alpha1",
+            "kind": "UsageReport",
+            "metadata": {"name": "daily", "namespace": NS},
+            "spec": {"costProfileRef": "pool-a"},
+        },
+        NS,
+    )
+    return exporter, vllm, None
+
+
+def test_report_tokens_equal_ground_truth_and_costs_a_recomputation(
+    kube: KubeEnv, sim_servers: SimServers, rig: Rig, clock: FakeClock
+) -> None:
+    exporter, vllm, _ = _cluster(kube, sim_servers)
+    eventually(
+        lambda: (
+            len(rig.informers.pods().store.list_keys()) == 3
+            and rig.informers.informer(COSTPROFILES).store.get(f"{NS}/pool-a") is not None
+        ),
+        what="cluster cached",
+    )
+    rig.sampler.sample_once()  # coverage starts: watermarks only
+    energy0 = [exporter.energy_mj(0), exporter.energy_mj(1)]
+    before = vllm.truth()
+    llama = "meta-llama/Llama-3.3-70B-Instruct"
+    for step in range(10):
+        vllm.serve(1000 + step, 200, cached_tokens=100, model=llama)
+        vllm.serve(300, 50, model="qwen")
+        rig.sample(30.0, sim_servers.clock)
+    after = vllm.truth()
+    status = rig.report("daily")
+
+    truth_in = sum(after[(m, "input")] - before[(m, "input")] for m in (llama, "qwen"))
+    truth_out = sum(after[(m, "output")] - before[(m, "output")] for m in (llama, "qwen"))
+    assert status["inputTokens"] == truth_in
+    assert status["outputTokens"] == truth_out
+    assert status["cachedInputTokens"] == 1000
+
+    # independent recomputation: 300 s of two GPUs at $1/GPU-hour, energy from the counters
+    kwh = (exporter.energy_mj(0) - energy0[0] + exporter.energy_mj(1) - energy0[1]) / 3.6e9
+    hours = 300 / 3600
+    expected = 2 * hours * 1.0 + kwh * RATE * PUE
+    assert status["estimatedCostUSD"] == pytest.approx(expected, rel=1e-6)
+    assert status["energyKWh"] == pytest.approx(kwh, rel=1e-6)
+    by_ns = {e["namespace"]: e for e in status["byNamespace"]}
+    assert set(by_ns) == {"team-a", "team-b"}
+    assert sum(e["estimatedCostUSD"] for e in status["byModel"]) == pytest.approx(
+        status["estimatedCostUSD"], rel=1e-9
+    )
+    # team-b's training pod holds GPU 1: its hour share and GPU 1's energy
+    kwh1 = (exporter.energy_mj(1) - energy0[1]) / 3.6e9
+    assert by_ns["team-b"]["estimatedCostUSD"] == pytest.approx(hours + kwh1 * RATE * PUE, rel=1e-6)
+    models = {(e["model"], e["namespace"]) for e in status["byModel"]}
+    assert models == {(llama, "team-a"), ("qwen", "team-a"), ("(non-inference)", "team-b")}
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "ReportComputed")
+    families = {c["model"]: c for c in status["cloudComparison"]}
+    assert any("equivalentTo" in c and llama in c["equivalentTo"] for c in families.values())
+
+
+def test_restart_from_the_checkpoint_loses_nothing(
+    kube: KubeEnv, sim_servers: SimServers, rig: Rig, clock: FakeClock
+) -> None:
+    exporter, vllm, _ = _cluster(kube, sim_servers)
+    eventually(
+        lambda: (
+            len(rig.informers.pods().store.list_keys()) == 3
+            and rig.informers.informer(COSTPROFILES).store.get(f"{NS}/pool-a") is not None
+        ),
+        what="cluster cached",
+    )
+    rig.sampler.sample_once()
+    before = vllm.truth()
+    for _ in range(3):
+        vllm.serve(500, 100, model="qwen")
+        rig.sample(30.0, sim_servers.clock)
+    rig.close()
+    # the operator is down for ten minutes while traffic goes on
+    vllm.serve(7000, 900, model="qwen")
+    clock.advance(600)
+    sim_servers.clock.advance(600)
+    second = Rig(kube, clock)
+    try:
+        vllm.serve(10, 1, model="qwen")
+        second.sample(30.0, sim_servers.clock)
+        status = second.report("daily")
+    finally:
+        second.close()
+    after = vllm.truth()
+    assert status["inputTokens"] == after[("qwen", "input")] - before[("qwen", "input")]
+    assert status["outputTokens"] == after[("qwen", "output")] - before[("qwen", "output")]
+    # 3 × 30 s + 600 s + 30 s of two GPUs at $1/GPU-hour, plus energy
+    hours = (90 + 600 + 30) / 3600
+    assert status["amortizationCostUSD"] == pytest.approx(2 * hours, rel=1e-9)
