@@ -131,7 +131,7 @@ def rig(kube: KubeEnv, clock: FakeClock) -> Iterator[Rig]:
         r.close()
 
 
-def _cluster(kube: KubeEnv, servers: SimServers) -> tuple[Any, Any, Any]:
+def _cluster(kube: KubeEnv, servers: SimServers) -> tuple[Any, Any]:
     kube.sim.create_namespace(NS)
     kube.rest.create(NODES, make_node("gpu-1", gpus=2, labels={"pool": "a"}))
     exporter = servers.dcgm(gpus=2, node="gpu-1")
@@ -177,13 +177,13 @@ def _cluster(kube: KubeEnv, servers: SimServers) -> tuple[Any, Any, Any]:
         },
         NS,
     )
-    return exporter, vllm, None
+    return exporter, vllm
 
 
 def test_report_tokens_equal_ground_truth_and_costs_a_recomputation(
     kube: KubeEnv, sim_servers: SimServers, rig: Rig, clock: FakeClock
 ) -> None:
-    exporter, vllm, _ = _cluster(kube, sim_servers)
+    exporter, vllm = _cluster(kube, sim_servers)
     eventually(
         lambda: (
             len(rig.informers.pods().store.list_keys()) == 3
@@ -233,7 +233,7 @@ def test_report_tokens_equal_ground_truth_and_costs_a_recomputation(
 def test_restart_from_the_checkpoint_loses_nothing(
     kube: KubeEnv, sim_servers: SimServers, rig: Rig, clock: FakeClock
 ) -> None:
-    exporter, vllm, _ = _cluster(kube, sim_servers)
+    exporter, vllm = _cluster(kube, sim_servers)
     eventually(
         lambda: (
             len(rig.informers.pods().store.list_keys()) == 3
