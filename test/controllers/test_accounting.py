@@ -233,7 +233,7 @@ def test_report_tokens_equal_ground_truth_and_costs_a_recomputation(
 def test_restart_from_the_checkpoint_loses_nothing(
     kube: KubeEnv, sim_servers: SimServers, rig: Rig, clock: FakeClock
 ) -> None:
-    exporter, vllm = _cluster(kube, sim_servers)
+    _, vllm = _cluster(kube, sim_servers)
     eventually(
         lambda: (
             len(rig.informers.pods().store.list_keys()) == 3
