@@ -22,6 +22,7 @@ from infercost.kube.controller import Controller
 from infercost.kube.events import ObjectRef
 from infercost.kube.informer import EventHandler
 from infercost.kube.rest import CONFIGMAPS
+from infercost.outputs.reportmetrics import LedgerHealthCollector
 
 __all__ = ["LEDGER_SHARDS", "Accounting", "build_accounting"]
 
@@ -89,5 +90,8 @@ def build_accounting(context: Any) -> Accounting:
     sampler.add_listener(keeper.on_sample)
     context.add_shutdown_hook("ledger-checkpoint", keeper.checkpoint)
     context.register_collector(attribution_collector(keeper), leader_only=True)
+    context.register_collector(
+        LedgerHealthCollector(lambda: keeper.last_checkpoint), leader_only=True
+    )
     reports = build_usagereport_controller(context, keeper, pricing)
     return Accounting(keeper, [reports])

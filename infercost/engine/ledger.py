@@ -489,6 +489,10 @@ class Ledger:
             changed.add(state.shard)
         for key in [k for k in self._profiles if k not in profiles]:
             del self._profiles[key]
+            # a deleted profile's counters go with it (its series disappear)
+            for counted in [c for c in self.attributed if c[0] == key]:
+                del self.attributed[counted]
+            self.attributed_idle.pop(key, None)
         for key, prof in profiles.items():
             mode = "overlap" if prof.overlap else ("owns" if owned.get(key) else "none")
             self._profiles[key] = _Profile(

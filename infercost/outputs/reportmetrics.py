@@ -23,7 +23,13 @@ import attrs
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["AttributionCollector", "CloudSeries", "ReportSeries", "UsageReportCollector"]
+__all__ = [
+    "AttributionCollector",
+    "CloudSeries",
+    "LedgerHealthCollector",
+    "ReportSeries",
+    "UsageReportCollector",
+]
 
 _REPORT = ["usagereport", "report_namespace", "period"]
 _CLOUD = ["usagereport", "report_namespace", "provider", "cloud_model"]
@@ -154,3 +160,24 @@ class AttributionCollector(Collector):
             pns, _, pname = profile.partition("/")
             idle_cost.add_metric([pname, pns], usd)
         yield from (tokens, cost, idle_cost)
+
+
+class LedgerHealthCollector(Collector):
+    """``infercost_ledger_last_checkpoint_timestamp_seconds``: when the leader last checkpointed
+    the ledger (a booking with nothing to write counts), from a callable read at scrape time."""
+
+    def __init__(self, read: Callable[[], float | None]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        value = self._read()
+        family = GaugeMetricFamily(
+            "infercost_ledger_last_checkpoint_timestamp_seconds",
+            "Unix time of the ledger's last successful checkpoint.",
+        )
+        if value is not None:
+            family.add_metric([], value)
+        yield family

@@ -9,26 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from infercost.controllers.ledger import LedgerKeeper, PricingWatch
-from infercost.controllers.ledgerstore import LedgerStore
-from infercost.controllers.operator import CUSTOM_RESOURCES
-from infercost.controllers.sampling import Sampler, SamplerSettings
-from infercost.controllers.usagereport import REPORT_RULES, UsageReportReconciler
 from infercost.kube.clock import FakeClock
-from infercost.kube.events import EventRecorder, ObjectRef
-from infercost.kube.health import HealthMetrics
-from infercost.kube.informer import InformerFactory
 from infercost.kube.rest import NODES, PODS
-from infercost.kube.status import StatusWriter
-from infercost.outputs.reportmetrics import UsageReportCollector
-from infercost.testing.kubefixtures import KubeEnv, eventually
+from infercost.testing.kubefixtures import KubeEnv
+from infercost.testing.ledgerrig import COSTPROFILES, USAGEREPORTS, LedgerRig
 from infercost.testing.simservers.fixtures import SimServers
 from infercost.testing.simservers.objects import make_dcgm_exporter_pod, make_node, make_pod
 
-COSTPROFILES = CUSTOM_RESOURCES["CostProfile"]
-USAGEREPORTS = CUSTOM_RESOURCES["UsageReport"]
 OPERATOR_NS = "infercost-system"
 NS = "infra"
 # 2 GPUs, $52,560 over 3 years: exactly $1 per GPU-hour
@@ -43,88 +31,14 @@ def _create_pod(kube: KubeEnv, pod: dict[str, Any]) -> None:
     kube.rest.merge_patch(PODS, pod["metadata"]["name"], {"status": pod["status"]}, ns, "status")
 
 
-class Rig:
-    """Sampler + keeper + report reconciler on one emulator, driven by hand."""
-
-    def __init__(self, kube: KubeEnv, clock: FakeClock) -> None:
-        self.kube = kube
-        self.clock = clock
-        self.informers = InformerFactory(kube.rest)
-        self.metrics = HealthMetrics(CollectorRegistry())
-        self.sampler = Sampler(
-            pods=self.informers.pods(),
-            nodes=self.informers.nodes(),
-            profiles=self.informers.informer(COSTPROFILES),
-            settings=SamplerSettings(interval_seconds=30.0, timeout_seconds=2.0),
-            clock=clock,
-        )
-        self.reports = self.informers.informer(USAGEREPORTS)
-        self.keeper = LedgerKeeper(
-            store=LedgerStore(kube.rest, OPERATOR_NS, shards=4),
-            clock=clock,
-            is_leader=lambda: True,
-            pricing=PricingWatch(),
-            shards=4,
-        )
-        self.sampler.add_listener(self.keeper.on_sample)
-        self.reconciler = UsageReportReconciler(
-            reports=self.reports,
-            profiles=self.informers.informer(COSTPROFILES),
-            keeper=self.keeper,
-            writer=StatusWriter(
-                kube.rest, USAGEREPORTS, REPORT_RULES, interval_seconds=0.0, clock=clock
-            ),
-            events=EventRecorder(kube.rest, host="test", clock=clock),
-            collector=UsageReportCollector(),
-            clock=clock,
-            scrape_interval=30.0,
-            pricing=self.keeper.pricing,
-            object_ref=lambda obj: ObjectRef.of(obj, USAGEREPORTS),
-        )
-        self.informers.start()
-        eventually(self.informers.has_synced, what="caches synced")
-        self.keeper.start()
-        assert self.keeper.wait_restored(10)
-
-    def close(self) -> None:
-        self.keeper.stop()
-        self.keeper.join(5)
-        self.sampler.close()
-        self.informers.stop()
-        self.informers.join(5)
-
-    def sample(self, advance: float, sim_clock: Any) -> None:
-        self.clock.advance(advance)
-        sim_clock.advance(advance)
-        self.sampler.sample_once()
-
-    def report(self, name: str) -> dict[str, Any]:
-        key = f"{NS}/{name}"
-        rv = None
-
-        def cached() -> bool:
-            nonlocal rv
-            obj = self.kube.rest.get(USAGEREPORTS, name, NS)
-            cache = self.reports.store.get(key)
-            return (
-                cache is not None
-                and cache["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
-            )
-
-        eventually(cached, what="report cached")
-        self.reconciler.reconcile(key)
-        eventually(cached, what="report status cached")
-        return self.kube.rest.get(USAGEREPORTS, name, NS)["status"]
-
-
 @pytest.fixture
 def clock(sim_servers: SimServers) -> FakeClock:
     return FakeClock(dt.datetime.fromtimestamp(sim_servers.clock(), dt.UTC))
 
 
 @pytest.fixture
-def rig(kube: KubeEnv, clock: FakeClock) -> Iterator[Rig]:
-    r = Rig(kube, clock)
+def rig(kube: KubeEnv, clock: FakeClock) -> Iterator[LedgerRig]:
+    r = LedgerRig(kube.rest, clock)
     try:
         yield r
     finally:
@@ -181,16 +95,10 @@ def _cluster(kube: KubeEnv, servers: SimServers) -> tuple[Any, Any]:
 
 
 def test_report_tokens_equal_ground_truth_and_costs_a_recomputation(
-    kube: KubeEnv, sim_servers: SimServers, rig: Rig, clock: FakeClock
+    kube: KubeEnv, sim_servers: SimServers, rig: LedgerRig, clock: FakeClock
 ) -> None:
     exporter, vllm = _cluster(kube, sim_servers)
-    eventually(
-        lambda: (
-            len(rig.informers.pods().store.list_keys()) == 3
-            and rig.informers.informer(COSTPROFILES).store.get(f"{NS}/pool-a") is not None
-        ),
-        what="cluster cached",
-    )
+    rig.wait_cached(pods=3)
     rig.sampler.sample_once()  # coverage starts: watermarks only
     energy0 = [exporter.energy_mj(0), exporter.energy_mj(1)]
     before = vllm.truth()
@@ -200,7 +108,7 @@ def test_report_tokens_equal_ground_truth_and_costs_a_recomputation(
         vllm.serve(300, 50, model="qwen")
         rig.sample(30.0, sim_servers.clock)
     after = vllm.truth()
-    status = rig.report("daily")
+    status = rig.report(NS, "daily")
 
     truth_in = sum(after[(m, "input")] - before[(m, "input")] for m in (llama, "qwen"))
     truth_out = sum(after[(m, "output")] - before[(m, "output")] for m in (llama, "qwen"))
@@ -231,16 +139,10 @@ def test_report_tokens_equal_ground_truth_and_costs_a_recomputation(
 
 
 def test_restart_from_the_checkpoint_loses_nothing(
-    kube: KubeEnv, sim_servers: SimServers, rig: Rig, clock: FakeClock
+    kube: KubeEnv, sim_servers: SimServers, rig: LedgerRig, clock: FakeClock
 ) -> None:
     _, vllm = _cluster(kube, sim_servers)
-    eventually(
-        lambda: (
-            len(rig.informers.pods().store.list_keys()) == 3
-            and rig.informers.informer(COSTPROFILES).store.get(f"{NS}/pool-a") is not None
-        ),
-        what="cluster cached",
-    )
+    rig.wait_cached(pods=3)
     rig.sampler.sample_once()
     before = vllm.truth()
     for _ in range(3):
@@ -251,11 +153,11 @@ def test_restart_from_the_checkpoint_loses_nothing(
     vllm.serve(7000, 900, model="qwen")
     clock.advance(600)
     sim_servers.clock.advance(600)
-    second = Rig(kube, clock)
+    second = LedgerRig(kube.rest, clock)
     try:
         vllm.serve(10, 1, model="qwen")
         second.sample(30.0, sim_servers.clock)
-        status = second.report("daily")
+        status = second.report(NS, "daily")
     finally:
         second.close()
     after = vllm.truth()
