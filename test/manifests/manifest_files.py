@@ -48,12 +48,14 @@ def build(directory: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def write_overlay(root: Path, text: str, **files: str) -> Path:
+def write_overlay(
+    root: Path, kustomization: Mapping[str, Any], files: Mapping[str, str] | None = None
+) -> Path:
     """A kustomization in ``root`` (bases are referenced by path relative to it)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "kustomization.yaml").write_text(text)
-    for name, content in files.items():
-        (root / name.replace("__", ".")).write_text(content)
+    (root / "kustomization.yaml").write_text(yaml.safe_dump(dict(kustomization)))
+    for name, content in (files or {}).items():
+        (root / name).write_text(content)
     return root
 
 

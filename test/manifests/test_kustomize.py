@@ -191,14 +191,10 @@ def _job(endpoint: dict[str, Any]) -> str:
 def test_podmonitor_component_replaces_the_service_monitor(tmp_path: Path) -> None:
     overlay = write_overlay(
         tmp_path / "overlay",
-        yaml.safe_dump(
-            {
-                "resources": [relative(MANIFESTS / "default", tmp_path / "overlay")],
-                "components": [
-                    relative(MANIFESTS / "monitoring" / "podmonitor", tmp_path / "overlay")
-                ],
-            }
-        ),
+        {
+            "resources": [relative(MANIFESTS / "default", tmp_path / "overlay")],
+            "components": [relative(MANIFESTS / "monitoring" / "podmonitor", tmp_path / "overlay")],
+        },
     )
     docs = build(overlay)
     assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
@@ -343,15 +339,13 @@ def test_an_overlay_of_the_bases_installs_into_another_namespace(tmp_path: Path)
     root = tmp_path / "costs"
     overlay = write_overlay(
         root,
-        yaml.safe_dump(
-            {
-                "namespace": "costs",
-                "resources": [
-                    relative(MANIFESTS / base, root)
-                    for base in ("crd", "rbac", "operator", "monitoring")
-                ],
-            }
-        ),
+        {
+            "namespace": "costs",
+            "resources": [
+                relative(MANIFESTS / base, root)
+                for base in ("crd", "rbac", "operator", "monitoring")
+            ],
+        },
     )
     docs = build(overlay)
     for kind in ("ClusterRoleBinding", "RoleBinding"):
