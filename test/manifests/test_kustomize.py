@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from manifest_files import MANIFESTS, build, one, relative, write_overlay
+from manifest_files import MANIFESTS, REPO, build, one, relative, write_overlay
 
 import infercost
 from infercost.api import GROUP
@@ -332,29 +332,68 @@ def test_every_rbac_rule_says_why(path: Path) -> None:
         )
 
 
-# -- installing elsewhere ------------------------------------------------------------------
+# -- the overlays docs/deploy.md shows ------------------------------------------------------
+
+_OVERLAY_BLOCK = re.compile(r"```yaml\n# overlay: ([\w-]+)\n(.*?)```", re.DOTALL)
 
 
-def test_an_overlay_of_the_bases_installs_into_another_namespace(tmp_path: Path) -> None:
-    root = tmp_path / "costs"
-    overlay = write_overlay(
-        root,
-        {
-            "namespace": "costs",
-            "resources": [
-                relative(MANIFESTS / base, root)
-                for base in ("crd", "rbac", "operator", "monitoring")
-            ],
-        },
-    )
-    docs = build(overlay)
+def _documented_overlays() -> dict[str, str]:
+    return dict(_OVERLAY_BLOCK.findall((REPO / "docs" / "deploy.md").read_text()))
+
+
+def _build_documented(name: str, tmp_path: Path) -> list[dict[str, Any]]:
+    root = tmp_path / name
+    root.mkdir()
+    text = _documented_overlays()[name].replace("../infercost/manifests", relative(MANIFESTS, root))
+    (root / "kustomization.yaml").write_text(text)
+    namespace = yaml.safe_load(text).get("namespace")
+    if namespace:  # the overlays that list namespace.yaml ask the reader to write it
+        (root / "namespace.yaml").write_text(
+            yaml.safe_dump(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
+        )
+    return build(root)
+
+
+def test_docs_show_the_overlays_tested_here() -> None:
+    assert set(_documented_overlays()) == {
+        "kube-prometheus-stack",
+        "without-prometheus-operator",
+        "another-namespace",
+    }
+
+
+def test_documented_kube_prometheus_stack_overlay_labels_every_monitoring_object(
+    tmp_path: Path,
+) -> None:
+    docs = _build_documented("kube-prometheus-stack", tmp_path)
+    monitoring = [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert {d["kind"] for d in monitoring} == {"ServiceMonitor", "PrometheusRule"}
+    assert all(d["metadata"]["labels"]["release"] == "kube-prometheus-stack" for d in monitoring)
+    # The budget rules the operator writes get the label through --rule-labels.
+    config = build_config({}, _environ(_container(docs)))
+    assert dict(config.rule_labels) == {"release": "kube-prometheus-stack"}
+
+
+def test_documented_overlay_without_prometheus_operator(tmp_path: Path) -> None:
+    docs = _build_documented("without-prometheus-operator", tmp_path)
+    assert not [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert one(docs, "Namespace")["metadata"]["name"] == NAMESPACE
+    assert one(docs, "ClusterRoleBinding")["subjects"][0]["namespace"] == NAMESPACE
+    assert _container(docs)["readinessProbe"]
+
+
+def test_documented_overlay_installs_into_another_namespace(tmp_path: Path) -> None:
+    docs = _build_documented("another-namespace", tmp_path)
     for kind in ("ClusterRoleBinding", "RoleBinding"):
-        assert one(docs, kind)["subjects"][0]["namespace"] == "costs"
+        assert one(docs, kind)["subjects"][0]["namespace"] == "finops"
     for doc in docs:
         if doc["kind"] not in CLUSTER_SCOPED:
-            assert doc["metadata"]["namespace"] == "costs"
-    # The operator finds its namespace from the downward API, so nothing else to change.
-    assert build_config({}, {**_environ(_container(docs)), "INFERCOST_NAMESPACE": "costs"})
+            assert doc["metadata"]["namespace"] == "finops", doc["kind"]
+    # The operator finds its namespace from the downward API, so nothing else changes.
+    env = {**_environ(_container(docs)), "INFERCOST_NAMESPACE": "finops"}
+    assert build_config({}, env).namespace == "finops"
 
 
 # -- network policy ----------------------------------------------------------------------------
