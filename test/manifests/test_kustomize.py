@@ -338,7 +338,10 @@ _OVERLAY_BLOCK = re.compile(r"```yaml\n# overlay: ([\w-]+)\n(.*?)```", re.DOTALL
 
 
 def _documented_overlays() -> dict[str, str]:
-    return dict(_OVERLAY_BLOCK.findall((REPO / "docs" / "deploy.md").read_text()))
+    overlays: dict[str, str] = {}
+    for page in ("deploy.md", "security.md"):
+        overlays.update(_OVERLAY_BLOCK.findall((REPO / "docs" / page).read_text()))
+    return overlays
 
 
 def _build_documented(name: str, tmp_path: Path) -> list[dict[str, Any]]:
@@ -361,6 +364,7 @@ def test_docs_show_the_overlays_tested_here() -> None:
         "kube-prometheus-stack",
         "without-prometheus-operator",
         "another-namespace",
+        "manual-edit-role",
     }
 
 
@@ -394,6 +398,14 @@ def test_documented_overlay_installs_into_another_namespace(tmp_path: Path) -> N
     # The operator finds its namespace from the downward API, so nothing else changes.
     env = {**_environ(_container(docs)), "INFERCOST_NAMESPACE": "finops"}
     assert build_config({}, env).namespace == "finops"
+
+
+def test_documented_overlay_stops_aggregating_the_edit_role(tmp_path: Path) -> None:
+    docs = _build_documented("manual-edit-role", tmp_path)
+    labels = one(docs, "ClusterRole", "infercost-edit")["metadata"]["labels"]
+    assert not [k for k in labels if k.startswith("rbac.authorization.k8s.io/aggregate-to-")]
+    view = one(docs, "ClusterRole", "infercost-view")["metadata"]["labels"]
+    assert view["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
 
 
 # -- network policy ----------------------------------------------------------------------------
