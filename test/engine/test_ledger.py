@@ -275,3 +275,51 @@ def test_checkpoint_round_trip_continues_exactly() -> None:
     uninterrupted, restarted = run(False), run(True)
     assert restarted["input"] == uninterrupted["input"] == 800
     assert restarted["cost"] == pytest.approx(uninterrupted["cost"], rel=1e-12)
+
+
+def test_a_price_edit_during_a_gap_applies_from_when_it_was_observed() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm()]))
+    # the operator is down for two hours; the price doubled meanwhile and is seen at restart
+    doubled = Economics(
+        Hardware(gpu_count=1, purchase_price_usd=2 * 26_280.0), rate_per_kwh=0.10, pue_factor=1.5
+    )
+    ledger.book(obs(7200, [node(0.0, holds=[held_by()])], [vllm()], econ=doubled))
+    assert totals(ledger)["cost"] == pytest.approx(2.0)  # the gap at the old $1/h
+    ledger.book(obs(10800, [node(0.0, holds=[held_by()])], [vllm()], econ=doubled))
+    assert totals(ledger)["cost"] == pytest.approx(2.0 + 2.0)  # then $2/h
+
+
+def test_time_sliced_node_counts_its_physical_gpus() -> None:
+    """4 replicas of 1 GPU: capacity 4 ÷ replicas 4 = 1 GPU; three pods with limits of 1 hold
+    1 ÷ max(1, 3) of it each (SPEC §5)."""
+    hw = Hardware(gpu_count=1, purchase_price_usd=26_280.0)
+    econ = Economics(hw, 0.0)
+    holds = [HoldObservation("n1/gpu0", u, f"ns-{u}", u, 1 / 3, True) for u in "abc"]
+    n = NodeObservation("n1", PROFILE, 1.0, "b", (), tuple(holds))
+    pods = [vllm(u, f"ns-{u}") for u in "abc"]
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [n], pods, econ))
+    ledger.book(obs(3600, [n], pods, econ))
+    for u in "abc":
+        assert totals(ledger, namespace=f"ns-{u}")["cost"] == pytest.approx(1 / 3)
+    assert totals(ledger)["idle"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_pod_recreated_under_the_same_name_while_down_counts_from_zero() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0, holds=[held_by("old")])], [vllm("old", inp=5000)]))
+    ledger.book(obs(30, [node(0.0, holds=[held_by("old")])], [vllm("old", inp=5100)]))
+    # down; the pod is deleted and a new one (new UID) starts and serves 70 tokens
+    new = vllm("new", inp=70, start=at(600))
+    ledger.book(obs(1200, [node(0.0, holds=[held_by("new")])], [new]))
+    assert totals(ledger)["input"] == 100 + 70
+
+
+def test_a_sidecar_restart_is_not_a_reset() -> None:
+    """The serving container's restart count is what the sampler reports; a sidecar restart
+    leaves it unchanged, so the counter keeps its watermark."""
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0)], [vllm(inp=1000, restarts=2)]))
+    ledger.book(obs(30, [node(0.0)], [vllm(inp=1010, restarts=2)]))
+    assert totals(ledger)["input"] == 10
