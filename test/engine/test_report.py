@@ -62,7 +62,7 @@ def test_the_worked_example_of_the_accounting_docs() -> None:
             ("llama", "out"): 150_000,
             ("qwen", "in"): 200_000,
             ("qwen", "out"): 50_000,
-        },  # fmt: skip
+        },
     )
     f = report_figures(ledger.lines_of(ledger.days()), PROFILE)
     assert f.cost_usd == pytest.approx(2.075)
