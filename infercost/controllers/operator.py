@@ -41,6 +41,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from infercost import __version__
 from infercost.api import GROUP, RESOURCE_TYPES, VERSION
 from infercost.controllers.config import OperatorConfig, describe
 from infercost.kube.client import (
@@ -388,7 +389,8 @@ class Operator:
         """
         cfg = self.config
         api_client = self._api_client or load_api_client(cfg.kubeconfig)
-        rest = RestClient(api_client)
+        # The identity in the user agent tells the replicas apart in the apiserver's audit log.
+        rest = RestClient(api_client, user_agent=f"infercost/{__version__} ({self.identity})")
         self.rest = rest
         version = check_api(rest)
         check_crds(rest, CUSTOM_RESOURCES.values())
