@@ -353,7 +353,10 @@ class Operator:
         self._hooks.append((name, hook))
 
     def is_leader(self) -> bool:
-        return self._leading.is_set()
+        """Leading now: the Lease was renewed in time (a replica that was frozen past its
+        renew deadline is not, from the instant it wakes)."""
+        elector = self.elector
+        return self._leading.is_set() and (elector is None or elector.is_leader())
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -390,8 +393,11 @@ class Operator:
         cfg = self.config
         api_client = self._api_client or load_api_client(cfg.kubeconfig)
         # The identity in the user agent tells the replicas apart in the apiserver's audit log.
-        rest = RestClient(api_client, user_agent=f"infercost/{__version__} ({self.identity})")
+        agent = f"infercost/{__version__} ({self.identity})"
+        rest = RestClient(api_client, user_agent=agent)
         self.rest = rest
+        # Components write through a client that refuses to unless this replica leads.
+        writer = RestClient(api_client, user_agent=agent, may_write=self.is_leader)
         version = check_api(rest)
         check_crds(rest, CUSTOM_RESOURCES.values())
         checks = [
@@ -417,11 +423,11 @@ class Operator:
         for res in CUSTOM_RESOURCES.values():
             self.informers.informer(res)
         events = EventRecorder(
-            rest, host=self.identity, clock=self.clock, default_namespace=cfg.namespace
+            writer, host=self.identity, clock=self.clock, default_namespace=cfg.namespace
         )
         self.context = OperatorContext(
             config=cfg,
-            rest=rest,
+            rest=writer,
             clock=self.clock,
             metrics=self.metrics,
             informers=self.informers,
