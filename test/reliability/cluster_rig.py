@@ -309,8 +309,11 @@ class Cluster:
         self.log_dir = log_dir
         self.exporters: dict[str, SimDcgmExporter] = {}
         self.pods: dict[tuple[str, str], PodEntry] = {}
+        # deleted pods: what they served up to their last scrape still counts
+        self.gone: list[PodEntry] = []
         self.operators: list[OperatorProcess] = []
         self._power_on_mj: dict[tuple[str, int], int] = {}
+        self._gained_mj: dict[tuple[str, int], int] = {}
         for ns in (PROFILE_NS, "gpu-operator"):
             self.sim.create_namespace(ns)
 
@@ -395,9 +398,18 @@ class Cluster:
         self.pods[(namespace, name)] = PodEntry(namespace, name, node, server, notes, gpu)
         return server
 
+    def remove_node(self, name: str) -> None:
+        """The Node object goes, and with it the pods bound to it (the exporter's too)."""
+        for (ns, pod), entry in list(self.pods.items()):
+            if entry.node == name:
+                self.delete_pod(ns, pod)
+        self.rest.delete(PODS, f"nvidia-dcgm-exporter-{name}", "gpu-operator")
+        self.rest.delete(NODES, name)
+
     def delete_pod(self, namespace: str, name: str) -> PodEntry:
         self.rest.delete(PODS, name, namespace)
         entry = self.pods.pop((namespace, name))
+        self.gone.append(entry)
         if entry.gpu is not None:
             self.exporters[entry.node].release(entry.gpu)
         return entry
@@ -488,9 +500,30 @@ class Cluster:
                 self._power_on_mj.setdefault((node, gpu.index), gpu.energy_mj)
         return self.clock()
 
+    def power_node(self, node: str, watts: float) -> float:
+        """Like :meth:`power`, for one node's GPUs."""
+        exporter = self.exporters[node]
+        for gpu in exporter.gpus:
+            exporter.set_power(gpu.index, watts)
+            self._power_on_mj.setdefault((node, gpu.index), gpu.energy_mj)
+        return self.clock()
+
+    def reset_energy(self, node: str) -> None:
+        """The node's energy counters restart from 0 (a reboot); what they gained is kept."""
+        exporter = self.exporters[node]
+        with exporter._lock:  # nothing accrues between the last reading and the reset
+            exporter.advance()
+            for gpu in exporter.gpus:
+                key = (node, gpu.index)
+                if key in self._power_on_mj:
+                    gained = gpu.energy_mj - self._power_on_mj[key]
+                    self._gained_mj[key] = self._gained_mj.get(key, 0) + gained
+                    self._power_on_mj[key] = 0
+            exporter.reset_energy()
+
     def energy_kwh(self, nodes: Iterable[str] | None = None) -> float:
-        """Energy the GPUs' counters gained since :meth:`power` first switched them on, as the
-        integer millijoules the exporters serve."""
+        """Energy the GPUs drew since :meth:`power` first switched them on: the integer
+        millijoules the exporters' counters gained (across counter resets)."""
         wanted = set(self.exporters if nodes is None else nodes)
         total = 0
         for (node, index), start in self._power_on_mj.items():
@@ -498,16 +531,18 @@ class Cluster:
                 exporter = self.exporters[node]
                 exporter.advance()
                 total += next(g for g in exporter.gpus if g.index == index).energy_mj - start
+                total += self._gained_mj.get((node, index), 0)
         return total / MJ_PER_KWH
 
     # -- ground truth -------------------------------------------------------------------------
 
     def truth(self, namespaces: Iterable[str] | None = None) -> dict[str, int]:
-        """Tokens served by the pods' servers, per role (``input``, ``cached``, ``output``)."""
+        """Tokens served by the pods' servers, per role (``input``, ``cached``, ``output``);
+        a deleted pod's count too (tests stop its traffic before it goes)."""
         wanted = None if namespaces is None else set(namespaces)
         out = {"input": 0, "cached": 0, "output": 0}
         seen: set[int] = set()
-        for entry in self.pods.values():
+        for entry in [*self.pods.values(), *self.gone]:
             if (wanted is not None and entry.namespace not in wanted) or id(entry.server) in seen:
                 continue
             seen.add(id(entry.server))
