@@ -319,9 +319,11 @@ class Cluster:
 
     # -- operator processes -------------------------------------------------------------------
 
-    def operator(self, name: str = "operator", **options: Any) -> OperatorProcess:
+    def operator(
+        self, name: str = "operator", *, kubeconfig: str | None = None, **options: Any
+    ) -> OperatorProcess:
         options.setdefault("clock_offset", self.clock.offset_seconds)
-        op = OperatorProcess(name, self.sim.kubeconfig, self.log_dir, **options)
+        op = OperatorProcess(name, kubeconfig or self.sim.kubeconfig, self.log_dir, **options)
         self.operators.append(op)
         return op
 
