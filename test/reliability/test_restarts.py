@@ -70,7 +70,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
     op = cluster.operator("op-0")
     booked = cluster.wait_booked()  # coverage starts: watermarks only
     cluster.power(WATTS)
-    kills = 4
+    kills = 6
     for round_ in range(kills):
         traffic(cluster, rng, rng.randint(3, 8))
         # let this process book at least one sample with traffic, then kill it mid-period
