@@ -147,8 +147,12 @@ def test_scrape_faults_are_counted_named_and_invent_no_tokens(cluster: Cluster) 
         assert cond["reason"] == "DCGMScrapeFailed"
         assert words in cond["message"], cond["message"]
         # the exporter's failure does not stop its node's inference pod being read
-        assert condition(name, "MetricsScraped")["status"] == "True"
         cluster.wait_tokens(name, [f"team-{name}"])
+        cluster.kube.eventually(
+            lambda name=name: condition(name, "MetricsScraped").get("status") == "True",
+            timeout=60,
+            what=f"MetricsScraped of {name}",
+        )
     loading = condition("loading", "MetricsScraped")
     assert (loading["status"], loading["message"]) == (
         "True",
@@ -157,9 +161,14 @@ def test_scrape_faults_are_counted_named_and_invent_no_tokens(cluster: Cluster) 
 
     # the healthy targets are unaffected: their reports follow the ground truth
     cluster.wait_tokens("ok", ["team-ok"])
-    ok = cluster.profile_status("ok")
-    assert cluster.condition(ok, "MetricsScraped")["message"] == "1/1 inference pods scraped"
-    assert cluster.condition(ok, "DCGMReachable")["reason"] == "DCGMHealthy"
+    cluster.kube.eventually(
+        lambda: (
+            condition("ok", "MetricsScraped").get("message") == "1/1 inference pods scraped"
+            and condition("ok", "DCGMReachable").get("reason") == "DCGMHealthy"
+        ),
+        timeout=60,
+        what="the healthy profile's conditions",
+    )
     # a failing pod's report holds what its last good scrape showed: no token invented
     for name in INFERENCE_FAULTS:
         status = cluster.report_status(name)
