@@ -290,14 +290,17 @@ class Scraper:
                     status=status,
                 )
             length = response.getheader("Content-Length")
-            if length and length.strip().isdigit() and int(length) > self.max_body_bytes:
-                raise _too_large(target, int(length), self.max_body_bytes)
-            # The body is read into an anonymous mapping of the cap's size, not into heap
-            # chunks: its pages exist only as they fill and go back to the system with it. Read
-            # in pieces of bytes objects, every oversized body left the allocator's heap a few
-            # MB larger for good (an exporter answering 50 MB each cycle grew the process by
-            # hundreds of MB).
-            space = mmap.mmap(-1, self.max_body_bytes + 1)
+            known = int(length) if length and length.strip().isdigit() else None
+            if known is not None and known > self.max_body_bytes:
+                raise _too_large(target, known, self.max_body_bytes)
+            # The body is read into one buffer: of the announced length, else an anonymous
+            # mapping of the cap's size whose pages exist only as they fill and go back to the
+            # system with it. Read as a list of chunks, every oversized body left the
+            # allocator's heap a few MB larger for good (an exporter answering 50 MB each
+            # cycle grew the process by hundreds of MB).
+            space: bytearray | mmap.mmap = (
+                bytearray(known) if known is not None else mmap.mmap(-1, self.max_body_bytes + 1)
+            )
             size = 0
             while True:
                 if size > self.max_body_bytes:
@@ -309,11 +312,13 @@ class Scraper:
                     break
                 size += got
             self._remaining(deadline)
-            if length and length.strip().isdigit() and size < int(length):
-                raise http.client.IncompleteRead(space[:size], int(length) - size)
+            with memoryview(space) as view:
+                body = bytes(view[:size])
+            if isinstance(space, mmap.mmap):
+                space.close()
+            if known is not None and size < known:
+                raise http.client.IncompleteRead(body, known - size)
             keep = not response.will_close
-            body = space[:size]
-            space.close()
             encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
             if encoding == "gzip":
                 body = _gunzip(body, target, self.max_body_bytes)
