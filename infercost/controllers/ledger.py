@@ -31,7 +31,7 @@ from infercost.collect.pricing import (
     bundled_catalog,
     parse_pricing_configmap,
 )
-from infercost.controllers.ledgerstore import LedgerStore
+from infercost.controllers.ledgerstore import LedgerStore, retained_since
 from infercost.controllers.sampling import Sample
 from infercost.engine.catalog import Catalog, family_of
 from infercost.engine.costmodel import Hardware
@@ -307,8 +307,13 @@ class LedgerKeeper:
             self._dirty.clear()
             return
         try:
-            for day in closed_days:
+            closed = list(closed_days)
+            for day in closed:
                 self.store.write_closed(self.ledger, day)
+            if closed:
+                today = self.clock.now().date()
+                self.store.prune(today)
+                self.ledger.forget_closed_before(retained_since(today).isoformat())
             for shard in sorted(self._dirty):
                 self._write_shard(shard)
                 self._dirty.discard(shard)
