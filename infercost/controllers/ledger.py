@@ -283,7 +283,14 @@ class LedgerKeeper:
         catalog = self.pricing.catalog if self.pricing is not None else None
         observation = observation_from_sample(sample, catalog)
         with self._lock:
-            result = self.ledger.book(observation)
+            try:
+                result = self.ledger.book(observation)
+            except Exception as exc:
+                # a booking is all or nothing: go back to the last checkpoint (written after
+                # the previous booking), so the next sample books this interval whole
+                log.exception("booking failed; restoring the last checkpoint", error=str(exc))
+                self._rollback()
+                return
             if not result.booked:
                 return
             self.last_booked_monotonic = self.clock.monotonic()
@@ -294,6 +301,21 @@ class LedgerKeeper:
                 callback(result)
             except Exception as exc:
                 log.exception("ledger subscriber failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _rollback(self) -> None:
+        if self.store is None:
+            return
+        try:
+            restored = self.store.load()
+        except (ObjectStoreError, ValueError) as exc:
+            self._failed = True
+            log.error("cannot restore the ledger after a failed booking", error=str(exc))
+            return
+        # the per-process counters never go back
+        restored.attributed = self.ledger.attributed
+        restored.attributed_idle = self.ledger.attributed_idle
+        self.ledger = restored
+        self._dirty.clear()
 
     def checkpoint(self) -> None:
         """Write every shard not yet written (the shutdown hook)."""

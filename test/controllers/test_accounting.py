@@ -196,3 +196,35 @@ def test_days_that_end_while_the_operator_is_down_close_into_history(
     # a whole closed day of two GPUs at $1/GPU-hour plus its energy
     day = next(h for h in status["history"] if h["period"] == "2026-11-28")
     assert day["estimatedCostUSD"] > 48.0
+
+
+def test_a_failed_booking_is_retried_whole_by_the_next_sample(
+    kube: KubeEnv, sim_servers: SimServers, rig: LedgerRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, vllm = _cluster(kube, sim_servers)
+    rig.wait_cached(pods=3)
+    rig.sample()
+    before = vllm.truth()
+    vllm.serve(800, 80, model="qwen")
+    rig.sample(30.0, sim_servers.clock)
+
+    real_book = type(rig.keeper.ledger).book
+    failures = []
+
+    def broken(self, observation):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(observation.time)
+            real_book(self, observation)  # mutates part of the state, then fails
+            raise RuntimeError("simulated bug in booking")
+        return real_book(self, observation)
+
+    monkeypatch.setattr(type(rig.keeper.ledger), "book", broken)
+    vllm.serve(300, 30, model="qwen")
+    rig.sample(30.0, sim_servers.clock)  # fails: rolled back to the checkpoint
+    vllm.serve(100, 10, model="qwen")
+    rig.sample(30.0, sim_servers.clock)  # books both intervals
+    assert failures
+    status = rig.report(NS, "daily")
+    after = vllm.truth()
+    assert status["inputTokens"] == after[("qwen", "input")] - before[("qwen", "input")]
+    assert status["amortizationCostUSD"] == pytest.approx(2 * 90 / 3600, rel=1e-9)
