@@ -251,7 +251,7 @@ def test_the_prometheusrule_crd_accepts_the_rule_and_it_goes_with_its_budget(
     kubesim.create_namespace("finance")
     with kubesim.api_client() as api:
         objects = client.CustomObjectsApi(api)
-        created = objects.create_namespaced_custom_object(
+        created: Any = objects.create_namespaced_custom_object(
             "finops.infercost.ai",
             "v1alpha1",
             "finance",
@@ -272,14 +272,14 @@ def test_the_prometheusrule_crd_accepts_the_rule_and_it_goes_with_its_budget(
         objects.create_namespaced_custom_object(
             "monitoring.coreos.com", "v1", "finance", "prometheusrules", rule
         )
-        stored = objects.get_namespaced_custom_object(
+        stored: Any = objects.get_namespaced_custom_object(
             "monitoring.coreos.com", "v1", "finance", "prometheusrules", rule["metadata"]["name"]
         )
         assert stored["spec"] == rule["spec"]  # nothing pruned by the CRD's schema
         objects.delete_namespaced_custom_object(
             "finops.infercost.ai", "v1alpha1", "finance", "tokenbudgets", "team-a-monthly"
         )
-        remaining = objects.list_namespaced_custom_object(
+        remaining: Any = objects.list_namespaced_custom_object(
             "monitoring.coreos.com", "v1", "finance", "prometheusrules"
         )
         assert remaining["items"] == []
