@@ -22,6 +22,7 @@ import datetime as dt
 import enum
 import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Protocol
 
 import attrs
@@ -259,7 +260,10 @@ def evaluate_budget(
     period = month_period(last_updated)
     thresholds = _thresholds(spec)
 
-    utilization_percent = spend_usd * 100.0 / limit_usd
+    # Correctly rounded from the exact quotient: spend == limit is exactly 100 % (in floats,
+    # spend × 100 ÷ limit falls just below 100 for about one limit in fifteen), and an exact
+    # quotient at or above a threshold's percent never rounds below it.
+    utilization_percent = float(Fraction(spend_usd) * 100 / Fraction(limit_usd))
     rate_usd_per_hour = window_spend_usd / window_hours if window_hours > 0 else 0.0
     seconds_left = max(0.0, (period.end - last_updated).total_seconds())
     projected_spend_usd = spend_usd + rate_usd_per_hour * seconds_left / _SECONDS_PER_HOUR

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from infercost.api import (
     AlertThreshold,
@@ -24,6 +27,7 @@ from infercost.engine.budget import (
     month_period,
     run_rate_window,
 )
+from infercost.kube.conditions import set_condition
 
 UTC = dt.UTC
 
@@ -262,6 +266,31 @@ def test_threshold_exactly_reached_is_crossed() -> None:
     assert f.state is BudgetState.WARNING
 
 
+LIMITS = st.floats(min_value=0.01, max_value=1e9, allow_nan=False, allow_infinity=False)
+SPENDS = st.floats(min_value=0, max_value=1e10, allow_nan=False, allow_infinity=False)
+
+
+@given(limit=LIMITS)
+def test_spend_equal_to_any_limit_crosses_the_100_percent_threshold(limit: float) -> None:
+    # In floating point, limit × 100 ÷ limit is just below 100 for about one limit in fifteen
+    # (e.g. 0.7); the budget would be Exceeded without its 100 % threshold or alert.
+    f = evaluate(spec(limit, (100, "critical")), limit, "2026-04-11T00:00:00")
+    assert f.state is BudgetState.EXCEEDED
+    assert f.utilization_percent == 100.0
+    assert f.used_ratio == 1.0
+    assert [c.percent for c in f.thresholds_crossed] == [100]
+
+
+@given(spend=SPENDS, limit=LIMITS, percent=st.integers(min_value=1, max_value=1000))
+def test_a_threshold_reached_in_exact_arithmetic_is_crossed(
+    spend: float, limit: float, percent: int
+) -> None:
+    f = evaluate(spec(limit, (percent, "warning")), spend, "2026-04-11T00:00:00")
+    if Fraction(spend) * 100 >= percent * Fraction(limit):
+        assert [c.percent for c in f.thresholds_crossed] == [percent]
+        assert f.utilization_percent >= percent
+
+
 def test_thresholds_above_100_percent() -> None:
     budget = spec(1000.0, (150, "info"), (100, "warning"), (120, "critical"))
     f = evaluate(budget, 1250.0, "2026-04-11T00:00:00")
@@ -355,6 +384,26 @@ def test_conditions_do_not_change_while_only_the_amounts_move() -> None:
         "spend of namespace team-a in 2026-04 (UTC) is counted from the cost ledger"
     )
     assert (a.budget_exceeded.status, a.budget_exceeded.reason) == ("False", "WithinLimit")
+
+
+def test_conditions_are_accepted_by_the_status_writer() -> None:
+    # The apiserver's metav1.Condition rules, as infercost.kube.conditions checks them.
+    for f in (
+        evaluate(STANDARD, 10.0, "2026-04-11T00:00:00"),
+        evaluate(STANDARD, 1000.0, "2026-04-11T00:00:00"),
+    ):
+        conditions: list[dict[str, Any]] = []
+        for type_, outcome in (("Ready", f.ready), ("BudgetExceeded", f.budget_exceeded)):
+            conditions = set_condition(
+                conditions,
+                type_,
+                status=outcome.status,
+                reason=outcome.reason,
+                message=outcome.message,
+                observed_generation=1,
+                now=at("2026-04-11T00:00:00"),
+            )
+        assert [c["type"] for c in conditions] == ["Ready", "BudgetExceeded"]
 
 
 # --- inputs -----------------------------------------------------------------------------------
