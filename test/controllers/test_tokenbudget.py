@@ -757,6 +757,25 @@ def test_the_rule_goes_when_there_is_nothing_to_alert_on_and_with_the_budget(
     assert [r.name for r in rig.collector.records()] == ["a"]
 
 
+def test_a_failing_rule_write_does_not_hold_up_the_status_and_is_retried_soon(
+    kube: KubeEnv, sim_servers: SimServers, rig: Rig
+) -> None:
+    cluster(kube, sim_servers)
+    kube.rest.create(TOKENBUDGETS, budget("a", "team-a", 100.0, [(80, "warning")]), "team-a")
+    rig.wait_cluster()
+    rig.sampler.sample_once()
+    rig.sample(sim_servers.clock)
+    kube.sim.faults.respond("create", "prometheusrules", 503, count=1)
+    status = rig.budget("a", "team-a")
+    assert status["currentSpendUSD"] == pytest.approx(TEAM_A_PER_HOUR / 120, rel=1e-6)
+    assert "prometheusRuleRef" not in status
+    assert "alerts are off" not in condition(status, "Ready")["message"]  # not for a blip
+    assert isinstance(rig.last_result, RequeueAfter) and rig.last_result.seconds <= 5
+    status = rig.budget("a", "team-a")
+    assert status["prometheusRuleRef"] == {"name": "infercost-budget-a", "namespace": "team-a"}
+    assert reasons(kube, "a", "team-a") == []
+
+
 def test_a_rule_of_that_name_not_made_by_infercost_is_left_alone(
     kube: KubeEnv, sim_servers: SimServers, rig: Rig
 ) -> None:
