@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from infercost.outputs.rules import parse_rule_labels
+
 __all__ = [
     "DEFAULT_DCGM_SELECTORS",
     "FLAGS",
@@ -26,7 +28,6 @@ __all__ = [
     "parse_bind",
     "parse_bool",
     "parse_duration",
-    "parse_labels",
 ]
 
 DEFAULT_DCGM_SELECTORS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter")
@@ -89,32 +90,6 @@ def parse_bind(text: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"{text!r}: port {port} is out of range 0-65535")
     return host, port
-
-
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-
-
-def parse_labels(text: str) -> dict[str, str]:
-    """``key=value,key=value`` with Kubernetes label syntax checked."""
-    labels: dict[str, str] = {}
-    for raw in text.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key:
-            raise ValueError(f"{item!r} is not key=value")
-        if not _LABEL_KEY.match(key) or len(key) > 316:
-            raise ValueError(f"{key!r} is not a valid label key")
-        if not _LABEL_VALUE.match(value):
-            raise ValueError(f"{value!r} (label {key}) is not a valid label value")
-        labels[key] = value
-    return labels
 
 
 def _split_list(text: str, sep: str = ",") -> list[str]:
@@ -293,7 +268,7 @@ FLAGS: tuple[Flag, ...] = (
         "rule-labels",
         "labels added to generated PrometheusRules",
         "",
-        parse_labels,
+        parse_rule_labels,
         metavar="K=V,...",
     ),
     Flag("log-format", "log format: json or console", "json", _log_format, metavar="FORMAT"),

@@ -129,6 +129,10 @@ def classify_change(old: Any, new: Any, rules: StatusRules, path: str = "") -> C
             if rules.fields.get(child) is FieldClass.IGNORE:
                 continue
             if (key in old) != (key in new):
+                if rules.fields.get(child) is FieldClass.CADENCE:
+                    # appearing or disappearing waits too (a projection that comes and goes)
+                    worst = max(worst, Change.CADENCE)
+                    continue
                 return Change.SIGNIFICANT
             worst = max(worst, classify_change(old[key], new[key], rules, child))
             if worst is Change.SIGNIFICANT:
