@@ -34,26 +34,6 @@ KINDS = ("costprofiles", "usagereports", "tokenbudgets")
 OPERATOR_NS = "infercost-system"
 
 
-@pytest.fixture
-def cluster(k8s):  # type: ignore[no-untyped-def]
-    k8s.create()
-    k8s.kubectl(["apply", "-k", str(REPO / "manifests" / "crd")], as_dict=False)
-    for plural in KINDS:
-        k8s.kubectl(
-            ["wait", "--for=condition=Established", f"crd/{plural}.finops.infercost.ai"],
-            as_dict=False,
-        )
-    return k8s
-
-
-@pytest.fixture
-def namespace(cluster):  # type: ignore[no-untyped-def]
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl(["create", "namespace", name], as_dict=False)
-    yield name
-    cluster.kubectl(["delete", "namespace", name, "--wait=false"], as_dict=False)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
