@@ -9,8 +9,8 @@
 - power, nodes, GPUs and pods come from the sampler's latest :class:`Sample`
   (:mod:`.sampling`), the figures from :func:`infercost.engine.evaluate_profile` at the
   sample time; ``lastUpdated`` is the sample time;
-- ``Ready`` is ``True/CostComputed`` when a sample covering the profile is at most three scrape
-  intervals old, ``False/Stale`` when it is older (or none came within three intervals of the
+- ``Ready`` is ``True/CostComputed`` when a sample covering the profile completed at most three
+  scrape intervals ago, ``False/Stale`` when it is older (or none came within three intervals of the
   profile appearing), ``False/Overlap`` when every node the selector matches belongs to an older
   profile (:mod:`.membership`);
 - ``DCGMReachable`` and ``MetricsScraped`` follow the SPEC tables;
@@ -326,7 +326,9 @@ class CostProfileReconciler:
             self._pending.pop(key, None)
 
         figures = compute_figures(spec, profile)
-        age = mono - profile.monotonic
+        # Age from the sample's completion: a cycle slower than the interval must not make
+        # its own data look stale (SPEC §2.1 Ready).
+        age = mono - profile.completed_monotonic
         desired = self._computed(
             current=current,
             generation=generation,

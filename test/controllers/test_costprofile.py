@@ -8,7 +8,7 @@ every profile, so the tests never wait for a scrape interval to pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from infercost.collect.discovery import parse_dcgm_url
+from infercost.collect.scraping import Scraper, ScrapeResult, ScrapeTarget
 from infercost.controllers.costprofile import CostProfileReconciler, clip_message
 from infercost.controllers.operator import CUSTOM_RESOURCES
 from infercost.controllers.sampling import Sampler, SamplerSettings
@@ -76,6 +77,20 @@ def profile_body(
     }
 
 
+class SlowScraper(Scraper):
+    """A real scraper whose every cycle takes ``seconds`` of fake time."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__(concurrency=8, timeout_seconds=2.0)
+        self.clock = clock
+        self.seconds = seconds
+
+    def scrape(self, targets: Sequence[ScrapeTarget]) -> list[ScrapeResult]:
+        results = super().scrape(targets)
+        self.clock.advance(self.seconds)
+        return results
+
+
 class Cluster:
     """KubeSim + informers + sampler + reconciler, all time on one FakeClock."""
 
@@ -87,6 +102,7 @@ class Cluster:
         *,
         profile_namespaces: tuple[str, ...] = (),
         dcgm_urls: tuple[str, ...] = (),
+        scrape_seconds: float = 0.0,
     ) -> None:
         self.sim = sim
         self.clock = clock
@@ -110,6 +126,7 @@ class Cluster:
             ),
             clock=clock,
             metrics=self.metrics,
+            scraper_factory=lambda: SlowScraper(clock, scrape_seconds),
         )
         self.collector = CostProfileCollector()
         self.registry = CollectorRegistry()
@@ -741,6 +758,34 @@ def test_stale_when_the_collector_stops(cluster: Cluster) -> None:
     assert ("Warning", "Stale") in [(t, r) for t, r, _ in cluster.events_of("h100")]
     cluster.step()
     assert cluster.condition("h100", "Ready")["reason"] == "CostComputed"
+
+
+def test_a_cycle_slower_than_one_and_a_half_intervals_never_flaps_ready(
+    sim: KubeSim, clock: FakeClock, sim_servers: SimServers
+) -> None:
+    # Every cycle takes 51 s of a 30 s interval; the sampler starts the next one at once, so a
+    # sample completes every 51 s. Just before the next completes, the latest sample started
+    # 93 s ago (over 3 intervals) but completed only 42 s ago: its data is current.
+    cluster = Cluster(sim, clock, sim_servers, scrape_seconds=1.7 * INTERVAL)
+    try:
+        cluster.node("gpu-1")
+        cluster.exporter("gpu-1")
+        cluster.profile("h100", gpu_count=2)
+        for _ in range(4):
+            cluster.sampler.sample_once()
+            cluster.clock.advance(1.4 * INTERVAL)
+            result = cluster.step(sample=False)["ml/h100"]
+            ready = cluster.condition("h100", "Ready")
+            assert (ready["status"], ready["reason"]) == ("True", "CostComputed")
+            assert isinstance(result, RequeueAfter)
+        assert [r for _, r, _ in cluster.events_of("h100")] == ["CostComputed"]
+        assert cluster.status_patches("h100") == 1, "no flap, no write"
+        # Three intervals after the last completion it is stale all the same.
+        cluster.clock.advance(1.7 * INTERVAL)
+        cluster.step(sample=False)
+        assert cluster.condition("h100", "Ready")["reason"] == "Stale"
+    finally:
+        cluster.close()
 
 
 def test_a_new_profile_without_any_sample_turns_stale(cluster: Cluster) -> None:
