@@ -45,6 +45,9 @@ GPU_RESOURCE = "nvidia.com/gpu"
 DCGM_DEFAULT_PORT = 9400
 DCGM_PORT_NAMES = ("metrics", "gpu-metrics")
 DEFAULT_DCGM_SELECTORS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter")
+DEFAULT_DCGM_NAMESPACES = ("gpu-operator", "nvidia-gpu-operator", "kube-system")
+"""``--dcgm-namespaces``: where exporter pods are trusted (SPEC §3.2). Anyone who can start a
+pod elsewhere could label it like an exporter and fake power or GPU holders."""
 
 # Kubernetes' rand.SafeEncodeString alphabet, used for pod-template-hash.
 _HASH_SUFFIX = re.compile(r"-[bcdfghjklmnpqrstvwxz2456789]{5,10}$")
@@ -450,10 +453,20 @@ class ExporterTarget:
 
 
 @attrs.frozen
+class UntrustedExporter:
+    """A pod labelled like a DCGM exporter outside the trusted namespaces: ignored."""
+
+    pod: PodRef
+    node: str
+
+
+@attrs.frozen
 class ExporterDiscovery:
     targets: tuple[ExporterTarget, ...]
     not_running: Mapping[str, tuple[PodRef, ...]]
     """Exporter pods found on a node that are not Running with an IP (node → pods)."""
+    untrusted: tuple[UntrustedExporter, ...] = ()
+    """Look-alikes outside the trusted namespaces, sorted by node and pod."""
 
     def nodes_with_exporters(self) -> set[str]:
         return {t.node for t in self.targets if t.node is not None}
@@ -470,15 +483,19 @@ def discover_exporters(
     pods: Iterable[Obj],
     nodes: Collection[str] | None = None,
     selectors: Sequence[LabelSelector] | None = None,
+    *,
     port: int | None = None,
     default_port: int = DCGM_DEFAULT_PORT,
+    namespaces: Collection[str] = DEFAULT_DCGM_NAMESPACES,
 ) -> ExporterDiscovery:
     """DCGM exporter pods on ``nodes`` (SPEC §3.2): port ``port`` when given, else the
     container port named ``metrics``/``gpu-metrics``, else ``default_port`` (``--dcgm-port``,
-    9400 by default)."""
+    9400 by default). Only pods in ``namespaces`` (``--dcgm-namespaces``) are exporters; a
+    look-alike elsewhere is listed in :attr:`ExporterDiscovery.untrusted` and never scraped."""
     chosen = selectors if selectors is not None else parse_dcgm_selectors()
     targets: list[ExporterTarget] = []
     not_running: dict[str, list[PodRef]] = {}
+    untrusted: list[UntrustedExporter] = []
     for pod in pods:
         labels = _meta(pod, "labels")
         if not any(s.matches(labels) for s in chosen):
@@ -486,20 +503,27 @@ def discover_exporters(
         node = (pod.get("spec") or {}).get("nodeName")
         if not node or (nodes is not None and node not in nodes):
             continue
+        ref = pod_ref(pod)
+        if ref.namespace not in namespaces:
+            untrusted.append(UntrustedExporter(ref, node))
+            continue
         if not is_running_with_ip(pod):
-            not_running.setdefault(node, []).append(pod_ref(pod))
+            not_running.setdefault(node, []).append(ref)
             continue
         targets.append(
             ExporterTarget(
                 node=node,
-                pod=pod_ref(pod),
+                pod=ref,
                 host=str((pod.get("status") or {})["podIP"]),
                 port=port if port is not None else _exporter_port(pod, default_port),
             )
         )
     targets.sort(key=lambda t: (t.node or "", t.pod or PodRef("", "")))
+    untrusted.sort(key=lambda u: (u.node, u.pod))
     return ExporterDiscovery(
-        tuple(targets), {n: tuple(sorted(p)) for n, p in sorted(not_running.items())}
+        tuple(targets),
+        {n: tuple(sorted(p)) for n, p in sorted(not_running.items())},
+        tuple(untrusted),
     )
 
 

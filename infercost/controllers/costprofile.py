@@ -70,6 +70,9 @@ READY = "Ready"
 DCGM_REACHABLE = "DCGMReachable"
 METRICS_SCRAPED = "MetricsScraped"
 
+UNTRUSTED_EXPORTER = "UntrustedExporter"
+"""Reason of the Warning Event naming a look-alike DCGM exporter outside --dcgm-namespaces."""
+
 STALE_INTERVALS = 3
 """A sample older than this many scrape intervals makes a profile ``Stale``."""
 
@@ -288,6 +291,8 @@ class CostProfileReconciler:
         self.profile_namespaces = tuple(profile_namespaces)
         self.object_ref = object_ref
         self._pending: dict[str, _Pending] = {}
+        # profile key -> (pod, uid) of look-alike exporters already named in an Event
+        self._untrusted_named: dict[str, set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -338,6 +343,7 @@ class CostProfileReconciler:
             now=now,
         )
         self.collector.update(_series(namespace, name, spec, figures))
+        self._name_untrusted_exporters(obj, key, profile)
         result = self._write(obj, desired)
         if isinstance(result, RequeueAfter):
             # look again just after the sample turns stale, in case no newer one comes
@@ -520,11 +526,31 @@ class CostProfileReconciler:
             else:
                 self.events.warning(ref, reason, f"{type_}: {message}")
 
+    def _name_untrusted_exporters(
+        self, obj: Mapping[str, Any], key: str, profile: ProfileSample
+    ) -> None:
+        """One Warning Event per look-alike exporter on the profile's nodes (SPEC §3.2)."""
+        with self._lock:
+            named = self._untrusted_named.setdefault(key, set())
+            new = [u for u in profile.untrusted_exporters if (str(u.pod), u.pod.uid) not in named]
+            named.update((str(u.pod), u.pod.uid) for u in new)
+        if not new:
+            return
+        pods = "; ".join(f"pod {u.pod} on node {u.node}" for u in new)
+        trusted = ", ".join(self.sampler.settings.dcgm_namespaces)
+        self.events.warning(
+            self.object_ref(obj),
+            UNTRUSTED_EXPORTER,
+            f"ignored {pods}: labelled like a DCGM exporter but outside --dcgm-namespaces "
+            f"({trusted}); its power readings and GPU holders are not used",
+        )
+
     def _forget(self, namespace: str, name: str) -> None:
         self.collector.remove(namespace, name)
         self.writer.forget(namespace, name)
         with self._lock:
             self._pending.pop(f"{namespace}/{name}", None)
+            self._untrusted_named.pop(f"{namespace}/{name}", None)
 
 
 def _parse_rfc3339(text: str) -> datetime | None:

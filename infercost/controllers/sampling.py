@@ -50,6 +50,7 @@ import structlog
 from infercost.api import COSTPROFILE, CostProfileSpec, ValidationError, parse_costprofile
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.discovery import (
+    DEFAULT_DCGM_NAMESPACES,
     ExporterDiscovery,
     ExporterTarget,
     Holding,
@@ -58,6 +59,7 @@ from infercost.collect.discovery import (
     LabelSelector,
     NodeHoldings,
     PodProblem,
+    UntrustedExporter,
     discover_exporters,
     discover_inference,
     node_gpu_ids,
@@ -65,7 +67,7 @@ from infercost.collect.discovery import (
     parse_dcgm_selectors,
     parse_dcgm_url,
 )
-from infercost.collect.errors import ScrapeError
+from infercost.collect.errors import UNTRUSTED_NAMESPACE, ScrapeError
 from infercost.collect.inference import PodScrape, read_pods
 from infercost.collect.power import gather_dcgm
 from infercost.collect.scraping import FAILED, OK, Scraper, ScrapeResult, ScrapeTarget
@@ -112,6 +114,8 @@ class SamplerSettings:
     dcgm_selectors: tuple[LabelSelector, ...] = attrs.field(factory=parse_dcgm_selectors)
     dcgm_port: int = 9400
     dcgm_urls: tuple[ExporterTarget, ...] = ()
+    dcgm_namespaces: tuple[str, ...] = DEFAULT_DCGM_NAMESPACES
+    """Namespaces where DCGM exporter pods are trusted (``--dcgm-namespaces``)."""
     profile_namespaces: tuple[str, ...] = ()
 
     @classmethod
@@ -130,6 +134,7 @@ class SamplerSettings:
             dcgm_selectors=selectors,
             dcgm_port=config.dcgm_port,
             dcgm_urls=urls,
+            dcgm_namespaces=tuple(getattr(config, "dcgm_namespaces", DEFAULT_DCGM_NAMESPACES)),
             profile_namespaces=tuple(config.profile_namespaces),
         )
 
@@ -213,6 +218,8 @@ class ProfileSample:
     """Inference pods on the owned nodes, with their scrape outcome and token readings."""
     pod_problems: tuple[PodProblem, ...]
     """Pods on the owned nodes that ask to be scraped with unusable annotations."""
+    untrusted_exporters: tuple[UntrustedExporter, ...] = ()
+    """Pods on the owned nodes labelled like DCGM exporters outside ``--dcgm-namespaces``."""
 
     def node_gpus(self) -> dict[str, float | None]:
         """Owned node → its GPUs (capacity ÷ replicas), ``None`` when it reports none."""
@@ -260,6 +267,9 @@ class Sample:
     """(exporter URL, error) of every exporter that failed."""
     unplaced_gpus: tuple[GpuReading, ...]
     """Readings of ``--dcgm-url`` pages without a Hostname/hostname label."""
+    untrusted_exporters: tuple[UntrustedExporter, ...]
+    """Pods labelled like DCGM exporters on owned nodes outside ``--dcgm-namespaces``: neither
+    their power nor their GPU holders were read."""
     pod_uids: frozenset[str]
     """UIDs of every pod in the cache at the sample (on any node): a pod absent here is gone,
     not merely unscraped."""
@@ -289,6 +299,7 @@ class Sample:
             pod_problems=tuple(
                 p for p in self.pod_problems if self.problem_nodes.get(str(p.pod)) in owned
             ),
+            untrusted_exporters=tuple(u for u in self.untrusted_exporters if u.node in owned),
         )
 
     def holdings(self) -> tuple[Holding, ...]:
@@ -608,7 +619,11 @@ class Sampler:
             pods_by_node=pods_by_node,
             inference=discover_inference(pods, owned_set),
             exporters=discover_exporters(
-                pods, owned_set, self.settings.dcgm_selectors, default_port=self.settings.dcgm_port
+                pods,
+                owned_set,
+                self.settings.dcgm_selectors,
+                default_port=self.settings.dcgm_port,
+                namespaces=self.settings.dcgm_namespaces,
             ),
             url_targets=self.settings.dcgm_urls,
         )
@@ -643,7 +658,13 @@ class Sampler:
             if scrape.state == OK:
                 self._succeeded[scrape.target.pod.uid] = runs[scrape.target.pod.uid]
         dcgm = gather_dcgm(found.exporters, exp_results, found.url_targets, url_results)
-        self._record_health(scrapes, inf_results, [*exp_results, *url_results], dcgm.errors)
+        self._record_health(
+            scrapes,
+            inf_results,
+            [*exp_results, *url_results],
+            dcgm.errors,
+            len(found.exporters.untrusted),
+        )
 
         membership = found.membership
         inference_uids = {t.pod.uid for t in targets}
@@ -697,6 +718,7 @@ class Sampler:
             problem_nodes=MappingProxyType(problem_nodes),
             dcgm_errors=dcgm.errors,
             unplaced_gpus=dcgm.unplaced,
+            untrusted_exporters=found.exporters.untrusted,
             pod_uids=pod_uids,
             node_names=node_names,
         )
@@ -707,6 +729,7 @@ class Sampler:
         inf_results: Sequence[ScrapeResult],
         dcgm_results: Sequence[ScrapeResult],
         dcgm_errors: Iterable[tuple[str, ScrapeError]],
+        untrusted: int,
     ) -> None:
         if self.metrics is None:
             return
@@ -721,6 +744,8 @@ class Sampler:
                 errors.labels(target_kind="inference", reason=scrape.error.reason).inc()
         for _, error in dcgm_errors:
             errors.labels(target_kind="dcgm", reason=error.reason).inc()
+        if untrusted:
+            errors.labels(target_kind="dcgm", reason=UNTRUSTED_NAMESPACE).inc(untrusted)
 
 
 def _container_run(target: InferenceTarget) -> int:

@@ -261,6 +261,24 @@ def test_exporters_by_default_selectors_and_ports() -> None:
     assert forced.targets[0].port == 9999
 
 
+def test_exporters_are_trusted_only_in_the_dcgm_namespaces() -> None:
+    pods = [
+        make_dcgm_exporter_pod("n1", "127.0.5.1"),
+        make_dcgm_exporter_pod("n1", "127.0.5.2", name="not-an-exporter", namespace="aaa"),
+        make_dcgm_exporter_pod("n2", "127.0.5.3", name="lookalike", namespace="team-b"),
+        make_dcgm_exporter_pod("n3", "127.0.5.4", name="unowned-node", namespace="aaa"),
+    ]
+    found = discover_exporters(pods, {"n1", "n2"})
+    assert [str(t.pod) for t in found.targets] == ["gpu-operator/nvidia-dcgm-exporter-n1"]
+    assert [(str(u.pod), u.node) for u in found.untrusted] == [
+        ("aaa/not-an-exporter", "n1"),
+        ("team-b/lookalike", "n2"),
+    ]
+    assert not found.not_running
+    opened = discover_exporters(pods, {"n1"}, namespaces=("gpu-operator", "aaa"))
+    assert len(opened.targets) == 2 and not opened.untrusted
+
+
 def test_configurable_selector() -> None:
     pods = [make_dcgm_exporter_pod("n1", "127.0.5.1", labels={"team": "gpu", "tier": "x"})]
     assert discover_exporters(pods, None).targets == ()

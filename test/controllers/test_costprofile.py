@@ -270,6 +270,15 @@ class Cluster:
             if e["involvedObject"]["name"] == name
         ]
 
+    def sim_event_count(self, name: str, reason: str) -> int:
+        """How many times an Event of ``reason`` was recorded on ``name`` (repeats included)."""
+        items = self.rest.list(EVENTS, NS)["items"]
+        return sum(
+            int(e.get("count") or 1)
+            for e in items
+            if e["involvedObject"]["name"] == name and e["reason"] == reason
+        )
+
     def series(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         from prometheus_client import generate_latest
 
@@ -555,6 +564,52 @@ def test_duplicate_exporters_on_one_node_count_each_gpu_once(cluster: Cluster) -
     assert cluster.condition("h100", "DCGMReachable")["reason"] == "DCGMHealthy"
     gpu_series = [k for k in cluster.series() if k[0] == "infercost_gpu_power_watts"]
     assert sorted(dict(k[1])["uuid"] for k in gpu_series) == uuids
+
+
+def test_an_exporter_outside_the_dcgm_namespaces_is_ignored_counted_and_named_once(
+    cluster: Cluster,
+) -> None:
+    cluster.node("gpu-1")
+    uuids = ["GPU-11111111-2222-4333-8444-555555555555", "GPU-66666666-7777-4888-8999-aaaaaaaaaaaa"]
+    real = cluster.exporter(
+        "gpu-1", gpus=[GpuState(index=i, uuid=u) for i, u in enumerate(uuids)], watts=1300.0
+    )
+    real.assign(0, NS, "vllm-a")
+    # A tenant's pod labelled like an exporter, with the same UUIDs, lower power and a fake
+    # holder: it sorts before gpu-operator, so without the namespace check its rows would win.
+    fake = cluster.exporter(
+        "gpu-1",
+        gpus=[GpuState(index=i, uuid=u) for i, u in enumerate(uuids)],
+        watts=620.0,
+        name="not-an-exporter",
+        namespace="aaa",
+    )
+    fake.assign(0, "aaa", "freeloader")
+    fake.assign(1, "aaa", "freeloader")
+    cluster.inference("vllm-a", "gpu-1")
+    cluster.profile("h100", gpu_count=2)
+    for _ in range(3):
+        cluster.step()
+        cluster.clock.advance(INTERVAL)
+
+    status = cluster.status("h100")
+    assert status["currentPowerDrawWatts"] == approx(2600.0)
+    assert status["gpusReporting"] == 2 and status["powerSource"] == "DCGM"
+    sample = cluster.sampler.latest()
+    assert sample is not None
+    holders = {h.pod.name: dict(h.shares) for h in sample.holdings()}
+    assert holders == {"vllm-a": {uuids[0]: 1.0}}, "no fake holder shifts cost"
+    assert (
+        cluster.metrics.registry.get_sample_value(
+            "infercost_scrape_errors_total",
+            {"target_kind": "dcgm", "reason": "untrusted_namespace"},
+        )
+        == 3
+    ), "counted on every sample that ignores it"
+    warnings = [m for t, r, m in cluster.events_of("h100") if r == "UntrustedExporter"]
+    assert len(warnings) == 1 and "aaa/not-an-exporter" in warnings[0]
+    assert "--dcgm-namespaces" in warnings[0]
+    assert cluster.sim_event_count("h100", "UntrustedExporter") == 1, "named once"
 
 
 def test_more_gpus_than_gpu_count_is_said_in_ready(cluster: Cluster) -> None:

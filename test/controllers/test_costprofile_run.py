@@ -220,5 +220,6 @@ def test_config_is_what_the_sampler_uses() -> None:
     assert settings.interval_seconds == 2.0 and settings.timeout_seconds == 1.0
     assert settings.concurrency == 4 and settings.dcgm_port == 9500
     assert settings.profile_namespaces == ("ml",)
+    assert settings.dcgm_namespaces == ("gpu-operator", "nvidia-gpu-operator", "kube-system")
     with pytest.raises(ValueError, match="--dcgm-selector"):
         SamplerSettings.from_config(attrs.evolve(base, dcgm_selectors=("app in (x)",)))
