@@ -369,7 +369,9 @@ def resolve_power(
         measured_by_node[node] = tuple(sorted(kept, key=lambda g: (_index_key(g.gpu), g.uuid)))
     all_measured = [g for gs in measured_by_node.values() for g in gs]
     n_measured = len(all_measured)
-    matched = sum(counts.values()) if counts else float(gpu_count)
+    # A profile that owns no node draws no power: its GPUs are another profile's, or
+    # nowhere (SPEC §2.1), so they are not counted twice.
+    matched = sum(counts.values())
 
     if tdp_watts is not None:
         fallback = float(tdp_watts)
@@ -390,7 +392,7 @@ def resolve_power(
         nodes.append(NodePower(node, counts[node], measured, missing, fallback, reason))
 
     measured_watts = sum(g.watts for g in all_measured)
-    fallback_gpus = sum(n.fallback_gpus for n in nodes) if counts else float(gpu_count)
+    fallback_gpus = sum(n.fallback_gpus for n in nodes)
     power = measured_watts + fallback_gpus * fallback
 
     if not counts:
@@ -435,7 +437,7 @@ def resolve_power(
         source = PowerSource.DCGM
     elif reason_code is DCGMReason.PARTIAL:
         source = PowerSource.PARTIAL
-    elif tdp_watts is not None:
+    elif tdp_watts is not None and counts:
         source = PowerSource.TDP
     else:
         source = PowerSource.NONE

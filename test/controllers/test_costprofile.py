@@ -550,6 +550,31 @@ def test_not_found_when_no_node_matches(cluster: Cluster) -> None:
     assert ready["status"] == "True" and "matches no node" in ready["message"]
 
 
+def test_profiles_owning_no_node_draw_no_power_even_with_tdp(cluster: Cluster) -> None:
+    cluster.node("gpu-1")
+    cluster.exporter("gpu-1", watts=300.0)
+    cluster.profile("owner", gpu_count=2, tdp=700.0)
+    cluster.clock.advance(1)
+    cluster.profile("overlap", gpu_count=2, tdp=700.0)
+    cluster.profile("nomatch", selector={"pool": "a100"}, gpu_count=8, tdp=700.0)
+    cluster.step()
+    assert cluster.status("owner")["currentPowerDrawWatts"] == approx(600.0)
+    series = cluster.series()
+    for name in ("overlap", "nomatch"):
+        status = cluster.status(name)
+        assert status["currentPowerDrawWatts"] == 0 and status["electricityCostPerHour"] == 0
+        assert status["powerSource"] == "None" and status["matchedGPUs"] == 0
+        labels = {"costprofile": name, "costprofile_namespace": NS}
+        exported = {
+            k[0] + dict(k[1]).get("source", ""): v
+            for k, v in series.items()
+            if labels.items() <= dict(k[1]).items()
+        }
+        assert exported["infercost_costprofile_power_watts"] == 0
+        assert exported["infercost_costprofile_power_sourceNone"] == 1
+        assert exported["infercost_costprofile_power_sourceTDP"] == 0
+
+
 def test_duplicate_exporters_on_one_node_count_each_gpu_once(cluster: Cluster) -> None:
     cluster.node("gpu-1")
     uuids = ["GPU-11111111-2222-4333-8444-555555555555", "GPU-66666666-7777-4888-8999-aaaaaaaaaaaa"]

@@ -237,13 +237,13 @@ def test_not_found_without_exporters_or_without_readings(
     assert "tdpWatts" in res.message and "node n1" in res.message
 
 
-def test_not_found_when_no_node_matches() -> None:
+def test_a_profile_that_owns_no_node_draws_no_power() -> None:
+    # Its GPUs are not counted twice: no node, no power, whatever tdpWatts says (SPEC §2.1).
     res = resolve_power({}, 8, {}, {}, tdp_watts=700)
     assert res.reason is DCGMReason.NOT_FOUND
-    assert "no node matches" in res.message
-    assert res.power_source is PowerSource.TDP
-    assert res.power_watts == pytest.approx(8 * 700)
-    assert res.matched_gpus == 8
+    assert res.power_source is PowerSource.NONE
+    assert res.power_watts == 0 and res.gpus_reporting == 0
+    assert res.matched_gpus == 0
 
 
 def test_readings_are_deduplicated_by_uuid_across_nodes_and_bad_values_dropped() -> None:

@@ -61,7 +61,7 @@ def test_power_is_measured_plus_fallback_and_the_state_matches(scenario) -> None
     caps, gpu_count, exporters, readings, tdp = scenario
     res = resolve_power(caps, gpu_count, exporters, readings, tdp)
     measured = sum(g.watts for n in res.nodes for g in n.measured)
-    fallback_gpus = sum(n.fallback_gpus for n in res.nodes) if caps else gpu_count
+    fallback_gpus = sum(n.fallback_gpus for n in res.nodes)  # no node: no power at all
     expected = measured + fallback_gpus * res.fallback_watts_per_gpu
     assert abs(res.power_watts - expected) <= 1e-6 * max(1.0, expected)
     assert res.gpus_reporting == sum(len(n.measured) for n in res.nodes)
@@ -74,7 +74,8 @@ def test_power_is_measured_plus_fallback_and_the_state_matches(scenario) -> None
                 assert f"node {node.node}" in res.message
     else:
         assert res.gpus_reporting == 0
-        assert res.power_source is (PowerSource.TDP if tdp is not None else PowerSource.NONE)
+        with_tdp = tdp is not None and bool(caps)
+        assert res.power_source is (PowerSource.TDP if with_tdp else PowerSource.NONE)
         failed = any(exporters.get(n) is not None and exporters[n].state.value == "failed"
                      for n in caps)  # fmt: skip
         assert (res.reason is DCGMReason.SCRAPE_FAILED) == (bool(caps) and failed)
