@@ -270,6 +270,12 @@ class Cluster:
             if e["involvedObject"]["name"] == name
         ]
 
+    def last_updated_series(self, name: str, namespace: str = NS) -> float | None:
+        return self.metrics.registry.get_sample_value(
+            "infercost_object_last_updated_timestamp_seconds",
+            {"kind": "CostProfile", "object": name, "object_namespace": namespace},
+        )
+
     def sim_event_count(self, name: str, reason: str) -> int:
         """How many times an Event of ``reason`` was recorded on ``name`` (repeats included)."""
         items = self.rest.list(EVENTS, NS)["items"]
@@ -403,6 +409,58 @@ def test_nothing_changed_means_no_status_writes(cluster: Cluster) -> None:
         cluster.step()
     assert cluster.status_patches("h100") == 0 + 1, "same figures, same conditions: no write"
     assert cluster.status("h100")["lastUpdated"] == "2026-11-27T12:00:00Z"
+
+
+def test_last_updated_and_its_series_tell_fresh_from_frozen(cluster: Cluster) -> None:
+    cluster.node("gpu-1")
+    cluster.exporter("gpu-1")
+    cluster.profile("h100")
+    cluster.step()
+    ready_since = cluster.condition("h100", "Ready")["lastTransitionTime"]
+    # 19 samples over 9.5 minutes find nothing new: no write, but every one of them confirms
+    # the figures, and the series says so.
+    for _ in range(19):
+        cluster.clock.advance(INTERVAL)
+        cluster.step()
+        assert cluster.last_updated_series("h100") == cluster.clock.time()
+    assert cluster.status_patches("h100") == 1
+    assert cluster.status("h100")["lastUpdated"] == "2026-11-27T12:00:00Z"
+    # 10 status intervals after the written data time, lastUpdated alone is refreshed.
+    cluster.clock.advance(INTERVAL)
+    cluster.step()
+    assert cluster.status_patches("h100") == 2
+    status = cluster.status("h100")
+    assert status["lastUpdated"] == "2026-11-27T12:10:00Z"
+    assert cluster.condition("h100", "Ready")["lastTransitionTime"] == ready_since
+    # The sampler stops: the status turns Stale, and neither lastUpdated nor the series moves.
+    confirmed = cluster.clock.time()
+    cluster.clock.advance(4 * INTERVAL)
+    cluster.step(sample=False)
+    assert cluster.condition("h100", "Ready")["reason"] == "Stale"
+    assert cluster.status("h100")["lastUpdated"] == "2026-11-27T12:10:00Z"
+    assert cluster.last_updated_series("h100") == confirmed
+
+
+def test_a_new_leader_exports_last_updated_from_its_first_sample_without_writing(
+    sim: KubeSim, clock: FakeClock, sim_servers: SimServers
+) -> None:
+    first = Cluster(sim, clock, sim_servers)
+    try:
+        first.node("gpu-1")
+        first.exporter("gpu-1")
+        first.profile("h100")
+        first.step()
+    finally:
+        first.close()
+    clock.advance(INTERVAL)
+    second = Cluster(sim, clock, sim_servers)  # a new process, with fresh metrics
+    try:
+        assert second.last_updated_series("h100") is None
+        second.step()
+        assert second.status_patches("h100") == 1, "the old leader's status still holds"
+        assert second.last_updated_series("h100") == clock.time()
+    finally:
+        second.close()
 
 
 def test_money_changes_wait_for_the_status_interval_counts_do_not(cluster: Cluster) -> None:
