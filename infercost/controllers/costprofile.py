@@ -37,7 +37,13 @@ import structlog
 from infercost.api import COSTPROFILE, CostProfileSpec, ValidationError, parse_costprofile
 from infercost.collect.scraping import FAILED, STARTING
 from infercost.controllers.membership import namespace_allowed
-from infercost.controllers.sampling import ProfileSample, Sample, Sampler, shared_sampler
+from infercost.controllers.sampling import (
+    ProfileSample,
+    Sample,
+    Sampler,
+    shared_sampler,
+    spec_problems,
+)
 from infercost.engine.costmodel import (
     DCGMReason,
     Hardware,
@@ -314,13 +320,24 @@ class CostProfileReconciler:
         generation = int(meta.get("generation") or 0)
         current = obj.get("status") or {}
         now = self.clock.now()
+        sample = self.sampler.latest()
         try:
             spec = parse_costprofile(obj, include_status=False).spec
         except ValidationError as exc:
             self.collector.remove(namespace, name)
-            return self._write(obj, self._invalid(current, generation, exc, now))
+            state = sample.profiles.get(key) if sample is not None else None
+            return self._write(
+                obj,
+                self._invalid(
+                    current,
+                    generation,
+                    exc,
+                    now,
+                    data_time=sample.time if sample is not None else now,
+                    last_valid=state.spec_generation if state is not None else None,
+                ),
+            )
 
-        sample = self.sampler.latest()
         profile = sample.profile(key) if sample is not None else None
         mono = self.clock.monotonic()
         if profile is None or dict(profile.membership.node_selector) != dict(spec.node_selector):
@@ -438,15 +455,32 @@ class CostProfileReconciler:
         generation: int,
         exc: ValidationError,
         now: datetime,
+        *,
+        data_time: datetime,
+        last_valid: int | None,
     ) -> dict[str, Any]:
-        problems = "; ".join(str(e) for e in exc.errors) or str(exc)
-        status = {k: v for k, v in current.items() if k not in _FIGURE_FIELDS and k != "conditions"}
+        """``Ready=False/InvalidSpec``: figures, ``DCGMReachable`` and ``MetricsScraped`` are
+        dropped (nothing vouches for them under this spec); ``lastUpdated`` is the time of the
+        latest sample (of ``now`` before the first)."""
+        message = f"invalid spec: {spec_problems(exc)}"
+        if last_valid is not None and last_valid != generation:
+            message += (
+                f"; cost is booked with the last valid spec (generation {last_valid}) "
+                "until it is fixed"
+            )
+        status = {
+            k: v
+            for k, v in current.items()
+            if k not in _FIGURE_FIELDS and k not in ("conditions", "lastUpdated")
+        }
         status["observedGeneration"] = generation
+        status["lastUpdated"] = format_time(data_time)
+        ready = find_condition(current.get("conditions"), READY)
         status["conditions"] = self._conditions(
-            current,
+            {"conditions": [ready] if ready is not None else []},
             generation,
             now,
-            [(READY, "False", "InvalidSpec", f"invalid spec: {problems}")],
+            [(READY, "False", "InvalidSpec", message)],
         )
         return status
 

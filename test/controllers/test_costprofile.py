@@ -826,6 +826,8 @@ def test_invalid_spec_names_the_field_and_never_crashes(cluster: Cluster) -> Non
     assert "Traceback" not in ready["message"]
     status = cluster.status("bad")
     assert status["observedGeneration"] == 1 and "hourlyCostUSD" not in status
+    assert status["lastUpdated"] == "2026-11-27T12:00:00Z"
+    assert "last valid spec" not in ready["message"], "it never had one"
     assert ("Warning", "InvalidSpec") in [(t, r) for t, r, _ in cluster.events_of("bad")]
     assert not [k for k in cluster.series() if ("costprofile", "bad") in k[1]]
     # an invalid profile claims no node
@@ -847,6 +849,41 @@ def test_invalid_spec_names_the_field_and_never_crashes(cluster: Cluster) -> Non
     cluster.step()
     ready = cluster.condition("bad", "Ready")
     assert ready["reason"] == "CostComputed" and ready["observedGeneration"] == 2
+
+
+def test_an_invalid_edit_drops_what_the_status_can_no_longer_vouch_for(cluster: Cluster) -> None:
+    cluster.node("gpu-1")
+    cluster.exporter("gpu-1")
+    cluster.inference("vllm-a", "gpu-1")
+    cluster.profile("h100", gpu_count=2)
+    cluster.step()
+    assert {c["type"] for c in cluster.status("h100")["conditions"]} == {
+        "Ready",
+        "DCGMReachable",
+        "MetricsScraped",
+    }
+    cluster.patch_spec("h100", {"nodeSelector": {"bad key!": "x"}})
+    cluster.clock.advance(INTERVAL)
+    cluster.step()
+    status = cluster.status("h100")
+    assert [c["type"] for c in status["conditions"]] == ["Ready"], "DCGM and scrape dropped"
+    ready = cluster.condition("h100", "Ready")
+    assert (ready["reason"], ready["observedGeneration"]) == ("InvalidSpec", 2)
+    assert "spec.nodeSelector" in ready["message"]
+    assert "last valid spec (generation 1)" in ready["message"], "booking goes on with it"
+    assert status["observedGeneration"] == 2
+    assert status["lastUpdated"] == "2026-11-27T12:00:30Z", "the time of the latest sample"
+    assert not set(status) & {
+        "hourlyCostUSD",
+        "amortizationRatePerHour",
+        "electricityCostPerHour",
+        "currentPowerDrawWatts",
+        "powerSource",
+        "matchedNodes",
+        "matchedGPUs",
+        "gpusReporting",
+        "inferencePods",
+    }
 
 
 def test_spec_change_updates_observed_generation_and_rates(cluster: Cluster) -> None:
