@@ -46,7 +46,6 @@ from infercost.controllers.sampling import (
 )
 from infercost.engine.costmodel import (
     DCGMReason,
-    Hardware,
     ProfileCost,
     evaluate_profile,
 )
@@ -128,18 +127,6 @@ def _names(names: Sequence[str], limit: int = 10) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def engine_hardware(spec: CostProfileSpec) -> Hardware:
-    hw = spec.hardware
-    return Hardware(
-        gpu_count=hw.gpu_count,
-        purchase_price_usd=hw.purchase_price_usd,
-        amortization_years=hw.amortization_years,
-        maintenance_percent_per_year=hw.maintenance_percent_per_year,
-        tdp_watts=hw.tdp_watts,
-        purchase_date=hw.purchase_date,
-    )
-
-
 def metrics_scraped(profile: ProfileSample) -> tuple[str, str, str]:
     """(status, reason, message) of ``MetricsScraped``: True, or False with
     ``k/n inference pods failing: <first error>`` (pods with unusable annotations count as
@@ -191,7 +178,7 @@ class Figures:
 def compute_figures(spec: CostProfileSpec, profile: ProfileSample) -> Figures:
     """Cost and power of ``spec`` over the nodes it owned at the sample (pure)."""
     cost = evaluate_profile(
-        engine_hardware(spec),
+        spec.hardware,
         rate_per_kwh=spec.electricity.rate_per_kwh,
         pue_factor=spec.electricity.pue_factor,
         node_capacities=profile.node_gpus(),

@@ -11,6 +11,7 @@ import datetime as dt
 import enum
 import math
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import attrs
 
@@ -34,46 +35,44 @@ def watt_seconds_to_kwh(watt_seconds: float) -> float:
 # amortization
 
 
-@attrs.frozen
-class Hardware:
-    """``spec.hardware`` of a CostProfile, with the SPEC defaults."""
+class HardwareSpec(Protocol):
+    """What the cost model reads of a CostProfile's ``spec.hardware``.
 
-    gpu_count: int
-    purchase_price_usd: float
-    amortization_years: float = 3.0
-    maintenance_percent_per_year: float = 0.0
-    tdp_watts: float | None = None
-    purchase_date: dt.date | dt.datetime | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.gpu_count < 1:
-            raise ValueError(f"gpuCount must be at least 1, got {self.gpu_count}")
-        if not self.purchase_price_usd >= 0:
-            raise ValueError(f"purchasePriceUSD must be >= 0, got {self.purchase_price_usd}")
-        if not 0 < self.amortization_years <= 20:
-            raise ValueError(
-                f"amortizationYears must be > 0 and <= 20, got {self.amortization_years}"
-            )
-        if not 0 <= self.maintenance_percent_per_year <= 1:
-            raise ValueError(
-                "maintenancePercentPerYear must be between 0 and 1, "
-                f"got {self.maintenance_percent_per_year}"
-            )
-        if self.tdp_watts is not None and not self.tdp_watts > 0:
-            raise ValueError(f"tdpWatts must be > 0, got {self.tdp_watts}")
+    :class:`infercost.api.Hardware` is one: its bounds (``gpuCount`` ≥ 1, ``amortizationYears``
+    in (0, 20], …) and defaults are the api's, checked once when the spec is parsed; the
+    engine takes the parsed object as it is.
+    """
 
     @property
-    def amortization_end(self) -> dt.datetime | None:
-        """When the purchase price is fully written off: ``purchaseDate + amortizationYears``.
+    def gpu_count(self) -> int: ...
 
-        A year is 8760 hours here too, so the write-off sums exactly to the purchase price. A
-        plain date means midnight UTC.
-        """
-        if self.purchase_date is None:
-            return None
-        return _utc(self.purchase_date) + dt.timedelta(
-            hours=self.amortization_years * HOURS_PER_YEAR
-        )
+    @property
+    def purchase_price_usd(self) -> float: ...
+
+    @property
+    def amortization_years(self) -> float: ...
+
+    @property
+    def maintenance_percent_per_year(self) -> float: ...
+
+    @property
+    def tdp_watts(self) -> float | None: ...
+
+    @property
+    def purchase_date(self) -> dt.date | None: ...
+
+
+def amortization_end(hardware: HardwareSpec) -> dt.datetime | None:
+    """When the purchase price is fully written off: ``purchaseDate + amortizationYears``.
+
+    A year is 8760 hours here too, so the write-off sums exactly to the purchase price. A plain
+    date means midnight UTC.
+    """
+    if hardware.purchase_date is None:
+        return None
+    return _utc(hardware.purchase_date) + dt.timedelta(
+        hours=hardware.amortization_years * HOURS_PER_YEAR
+    )
 
 
 def _utc(value: dt.date | dt.datetime) -> dt.datetime:
@@ -84,20 +83,20 @@ def _utc(value: dt.date | dt.datetime) -> dt.datetime:
     return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
 
 
-def depreciation_rate_per_hour(hardware: Hardware, at: dt.datetime | None = None) -> float:
+def depreciation_rate_per_hour(hardware: HardwareSpec, at: dt.datetime | None = None) -> float:
     """``purchasePriceUSD / (amortizationYears × 8760)``; 0 from ``amortization_end`` on."""
-    end = hardware.amortization_end
+    end = amortization_end(hardware)
     if end is not None and at is not None and _utc(at) >= end:
         return 0.0
     return hardware.purchase_price_usd / (hardware.amortization_years * HOURS_PER_YEAR)
 
 
-def maintenance_rate_per_hour(hardware: Hardware) -> float:
+def maintenance_rate_per_hour(hardware: HardwareSpec) -> float:
     """``purchasePriceUSD × maintenancePercentPerYear / 8760`` (never stops)."""
     return hardware.purchase_price_usd * hardware.maintenance_percent_per_year / HOURS_PER_YEAR
 
 
-def amortization_rate_per_hour(hardware: Hardware, at: dt.datetime | None = None) -> float:
+def amortization_rate_per_hour(hardware: HardwareSpec, at: dt.datetime | None = None) -> float:
     """SPEC §5 ``amortizationRatePerHour`` at time ``at`` (USD per hour for the whole pool).
 
     Without ``at`` the purchase date is not considered (the rate while amortizing).
@@ -204,7 +203,7 @@ class CostRates:
 
 
 def cost_rates(
-    hardware: Hardware,
+    hardware: HardwareSpec,
     *,
     power_watts: float,
     rate_per_kwh: float,
@@ -506,7 +505,7 @@ class ProfileCost:
 
 
 def evaluate_profile(
-    hardware: Hardware,
+    hardware: HardwareSpec,
     *,
     rate_per_kwh: float,
     pue_factor: float,
