@@ -34,7 +34,13 @@ from typing import Any
 import attrs
 import structlog
 
-from infercost.api import COSTPROFILE, CostProfileSpec, ValidationError, parse_costprofile
+from infercost.api import (
+    COSTPROFILE,
+    CostProfileSpec,
+    PowerSource,
+    ValidationError,
+    parse_costprofile,
+)
 from infercost.collect.scraping import FAILED, STARTING
 from infercost.controllers.membership import namespace_allowed
 from infercost.controllers.sampling import (
@@ -44,11 +50,15 @@ from infercost.controllers.sampling import (
     shared_sampler,
     spec_problems,
 )
-from infercost.engine.costmodel import (
+from infercost.controllers.wording import (
     DCGMReason,
-    ProfileCost,
-    evaluate_profile,
+    dcgm_reachable,
+    format_gpus,
+    format_names,
+    gpu_count_message,
+    power_source,
 )
+from infercost.engine.costmodel import ProfileCost, evaluate_profile
 from infercost.kube.clock import Clock
 from infercost.kube.conditions import find_condition, format_time, set_condition
 from infercost.kube.controller import DONE, RETRY, Controller, RequeueAfter, Result
@@ -118,15 +128,6 @@ def _money(value: float) -> float:
     return round(value, MONEY_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def _gpus(count: float) -> str:
-    return str(int(count)) if float(count).is_integer() else f"{count:.2f}"
-
-
-def _names(names: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
 def metrics_scraped(profile: ProfileSample) -> tuple[str, str, str]:
     """(status, reason, message) of ``MetricsScraped``: True, or False with
     ``k/n inference pods failing: <first error>`` (pods with unusable annotations count as
@@ -158,7 +159,11 @@ class Figures:
     cost: ProfileCost
     owned: tuple[str, ...]
     inference_pods: int
-    tdp_watts: float | None = None
+    gpu_count: int
+
+    @property
+    def power_source(self) -> PowerSource:
+        return power_source(self.cost.power)
 
     def status_fields(self) -> dict[str, Any]:
         cost = self.cost
@@ -167,7 +172,7 @@ class Figures:
             "amortizationRatePerHour": _money(cost.amortization_rate_per_hour),
             "electricityCostPerHour": _money(cost.electricity_cost_per_hour),
             "currentPowerDrawWatts": round(cost.current_power_draw_watts, WATTS_DECIMALS) + 0.0,
-            "powerSource": cost.power_source.value,
+            "powerSource": self.power_source.value,
             "matchedNodes": list(self.owned),
             "matchedGPUs": round(cost.matched_gpus) if self.owned else 0,
             "gpusReporting": cost.gpus_reporting,
@@ -190,7 +195,7 @@ def compute_figures(spec: CostProfileSpec, profile: ProfileSample) -> Figures:
         cost=cost,
         owned=tuple(profile.membership.owned),
         inference_pods=len(profile.pods) + len(profile.pod_problems),
-        tdp_watts=spec.hardware.tdp_watts,
+        gpu_count=spec.hardware.gpu_count,
     )
 
 
@@ -201,12 +206,14 @@ def _ready_true_message(figures: Figures, profile: ProfileSample) -> str:
     parts = []
     if owned:
         parts.append(
-            f"cost computed from {len(owned)} node(s) and {_gpus(figures.cost.matched_gpus)} GPU(s)"
+            f"cost computed from {len(owned)} node(s) and "
+            f"{format_gpus(figures.cost.matched_gpus)} GPU(s)"
         )
     else:
         parts.append("the nodeSelector matches no node, so the whole amortization is pool idle")
-    if owned and figures.cost.gpu_count_message:
-        parts.append(figures.cost.gpu_count_message)
+    counted = gpu_count_message(figures.cost.amortization, figures.gpu_count)
+    if owned and counted:
+        parts.append(counted)
     lost = profile.membership.lost
     if lost:
         parts.append(_lost_message(lost))
@@ -218,7 +225,7 @@ def _lost_message(lost: Mapping[str, str]) -> str:
     for node, owner in sorted(lost.items()):
         by_owner.setdefault(owner, []).append(node)
     return "; ".join(
-        f"node(s) {_names(nodes)} also match the older CostProfile {owner}, which owns them"
+        f"node(s) {format_names(nodes)} also match the older CostProfile {owner}, which owns them"
         for owner, nodes in sorted(by_owner.items())
     )
 
@@ -243,7 +250,7 @@ def _series(
         amortization_per_hour_usd=cost.amortization_rate_per_hour,
         electricity_per_hour_usd=cost.electricity_cost_per_hour,
         power_watts=cost.current_power_draw_watts,
-        power_source=cost.power_source.value,
+        power_source=figures.power_source.value,
         gpus=tuple(
             GpuPowerSeries(node=node, gpu=g.gpu, uuid=g.uuid, watts=g.watts)
             for node, g in cost.power.measured
@@ -399,7 +406,8 @@ class CostProfileReconciler:
                 "GPU power is measured for it",
             )
         else:
-            dcgm = (power.status, power.reason.value, power.message)
+            reachable = dcgm_reachable(power)
+            dcgm = (reachable.status, reachable.reason.value, reachable.message)
             if age > self.stale_after:
                 ready = ("False", "Stale", self._stale_message(profile.time))
             else:

@@ -5,15 +5,14 @@ No I/O, no Kubernetes, no HTTP, no wall clock: callers pass times and samples in
 
 from infercost.engine.costmodel import (
     CostRates,
-    DCGMReason,
     ExporterState,
     ExporterStatus,
+    Fallback,
     GpuPower,
     HardwareSpec,
     NodePower,
     PoolAmortization,
     PowerResolution,
-    PowerSource,
     ProfileCost,
     amortization_end,
     amortization_rate_per_hour,
@@ -31,15 +30,14 @@ from infercost.engine.costmodel import (
 
 __all__ = [
     "CostRates",
-    "DCGMReason",
     "ExporterState",
     "ExporterStatus",
+    "Fallback",
     "GpuPower",
     "HardwareSpec",
     "NodePower",
     "PoolAmortization",
     "PowerResolution",
-    "PowerSource",
     "ProfileCost",
     "amortization_end",
     "amortization_rate_per_hour",
