@@ -275,7 +275,7 @@ def _restart_counts(pod: Obj) -> dict[str, int]:
     return {str(s.get("name")): int(s.get("restartCount") or 0) for s in statuses}
 
 
-def _start_time(raw: Any) -> datetime | None:
+def _time(raw: Any) -> datetime | None:
     if not isinstance(raw, str) or not raw:
         return None
     try:
@@ -316,7 +316,7 @@ def inference_target(pod: Obj) -> InferenceTarget | None:
         container=container,
         restart_count=restarts.get(container) if container is not None else None,
         pod_restarts=sum(restarts.values()),
-        start_time=_start_time(status.get("startTime")),
+        start_time=_time(status.get("startTime")),
         phase=str(status.get("phase") or ""),
         deleting=bool((pod.get("metadata") or {}).get("deletionTimestamp")),
     )
@@ -441,6 +441,9 @@ class ExporterTarget:
     host: str
     port: int
     path: str = "/metrics"
+    created: datetime | None = None
+    """The exporter pod's creationTimestamp: of two exporters reporting one GPU UUID, the
+    oldest wins (SPEC §4)."""
 
     @property
     def url(self) -> str:
@@ -516,6 +519,7 @@ def discover_exporters(
                 pod=ref,
                 host=str((pod.get("status") or {})["podIP"]),
                 port=port if port is not None else _exporter_port(pod, default_port),
+                created=_time((pod.get("metadata") or {}).get("creationTimestamp")),
             )
         )
     targets.sort(key=lambda t: (t.node or "", t.pod or PodRef("", "")))

@@ -2,14 +2,15 @@
 
 Everything here takes plain values (prices, rates, GPU counts, readings, a time ``at``) and
 returns immutable results. No clock, no I/O: the CostProfile controller and the ledger pass in
-what they observed. Units are in the names: ``_usd``, ``_per_hour``, ``_watts``, ``_kwh``, ``_mj``.
+what they observed. It computes facts; it never words them or maps them to condition states
+(:mod:`infercost.controllers.wording` does). Units are in the names: ``_usd``,
+``_per_hour``, ``_watts``, ``_kwh``, ``_mj``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -337,22 +338,16 @@ def resolve_power(
 
     ``node_capacities``: owned node → its GPUs (``None`` when unknown); ``exporters``: node →
     what its DCGM exporters did (a node absent here had none); ``readings``: node → its
-    measured GPUs. Readings are deduplicated by UUID across nodes (the first node in name
-    order keeps a GPU reported twice); readings of unowned nodes and NaN/negative values are
-    ignored. A profile that owns no node draws no power: its GPUs are another profile's, or
-    nowhere, so they are not counted twice.
+    measured GPUs, one per UUID with a usable value, as the reader delivers them
+    (:func:`infercost.collect.dcgm.dedupe_gpus`); readings of unowned nodes are ignored. A
+    profile that owns no node draws no power: its GPUs are another profile's, or nowhere, so
+    they are not counted twice.
     """
     counts = node_gpu_counts(node_capacities, gpu_count)
-    seen: set[str] = set()
-    measured_by_node: dict[str, tuple[GpuPower, ...]] = {}
-    for node in sorted(counts):
-        kept = []
-        for reading in readings.get(node, ()):
-            if reading.uuid in seen or not (reading.watts >= 0) or math.isinf(reading.watts):
-                continue
-            seen.add(reading.uuid)
-            kept.append(reading)
-        measured_by_node[node] = tuple(sorted(kept, key=lambda g: (_index_key(g.gpu), g.uuid)))
+    measured_by_node = {
+        node: tuple(sorted(readings.get(node, ()), key=lambda g: (_index_key(g.gpu), g.uuid)))
+        for node in sorted(counts)
+    }
     all_measured = [g for gs in measured_by_node.values() for g in gs]
 
     if tdp_watts is not None:

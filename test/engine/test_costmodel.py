@@ -209,19 +209,6 @@ def test_a_profile_that_owns_no_node_draws_no_power() -> None:
     assert res.matched_gpus == 0 and res.nodes == ()
 
 
-def test_readings_are_deduplicated_by_uuid_across_nodes_and_bad_values_dropped() -> None:
-    same = GpuPower("GPU-dup", "0", 500)
-    res = resolve_power(
-        {"n1": 1, "n2": 1},
-        2,
-        {"n1": ExporterStatus.answered(), "n2": ExporterStatus.answered()},
-        {"n1": [same, same], "n2": [same, GpuPower("GPU-nan", "1", float("nan"))]},
-        tdp_watts=100,
-    )
-    assert res.gpus_reporting == 1 and res.fallback_gpus == 1
-    assert res.power_watts == pytest.approx(500 + 100)
-
-
 def test_nodes_without_capacity_count_gpu_count_evenly_for_power() -> None:
     res = resolve_power(
         {"n1": None, "n2": None},
