@@ -85,7 +85,7 @@ from infercost.kube.client import StartupError
 from infercost.kube.clock import Clock, RealClock
 from infercost.kube.health import HealthMetrics
 from infercost.kube.informer import EventHandler, Informer
-from infercost.kube.transforms import NodeInfo, PodInfo, parse_time, pod_object
+from infercost.kube.transforms import NodeInfo, PodInfo, parse_time
 
 __all__ = [
     "NodeSample",
@@ -313,7 +313,7 @@ class _Discovered:
 
     membership: Membership
     profiles: Mapping[str, ProfileState]
-    pods_by_node: Mapping[str, Sequence[Mapping[str, Any]]]
+    pods_by_node: Mapping[str, Sequence[PodInfo]]
     inference: InferenceDiscovery
     exporters: ExporterDiscovery
     url_targets: tuple[ExporterTarget, ...]
@@ -366,8 +366,6 @@ class Sampler:
         self._cycle_lock = threading.Lock()
         # pod UID -> container run (restart count) at its last successful scrape
         self._succeeded: dict[str, int] = {}
-        # pod key -> (resourceVersion, dict form) of pods converted for discovery
-        self._pod_dicts: dict[str, tuple[str, dict[str, Any]]] = {}
         # (key, uid, generation) -> parsed spec, or why it is invalid
         self._parsed: dict[tuple[str, str, int], CostProfileSpec | str] = {}
         # key -> (generation, spec) of the last valid spec seen
@@ -565,24 +563,12 @@ class Sampler:
         nodes = [NodeFacts(n.name, n.labels) for n in self.nodes.store.objects()]
         return resolve_membership(claims, nodes)
 
-    def _pods_by_node(self, nodes: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """The cached pods of ``nodes`` in the dict shape discovery reads, per node.
-
-        Conversions are reused while a pod's resourceVersion stays the same."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        fresh: dict[str, tuple[str, dict[str, Any]]] = {}
-        for node in nodes:
-            on_node = out[node] = []
-            for pod in self.pods.store.by_index(NODE_INDEX, node):
-                if not isinstance(pod, PodInfo):
-                    continue
-                cached = self._pod_dicts.get(pod.key)
-                if cached is None or cached[0] != pod.resource_version:
-                    cached = (pod.resource_version, pod_object(pod))
-                fresh[pod.key] = cached
-                on_node.append(cached[1])
-        self._pod_dicts = fresh
-        return out
+    def _pods_by_node(self, nodes: Sequence[str]) -> dict[str, list[PodInfo]]:
+        """The cached pods of ``nodes``, per node, in the compact form discovery reads."""
+        return {
+            node: [p for p in self.pods.store.by_index(NODE_INDEX, node) if isinstance(p, PodInfo)]
+            for node in nodes
+        }
 
     def _scraper_instance(self) -> Scraper:
         if self._scraper is None:
@@ -695,10 +681,8 @@ class Sampler:
         problem_nodes = {}
         for node, on_node in found.pods_by_node.items():
             for p in on_node:
-                meta = p.get("metadata") or {}
-                ref = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
-                if ref in problem_pods:
-                    problem_nodes[ref] = node
+                if p.key in problem_pods:
+                    problem_nodes[p.key] = node
         pod_uids = frozenset(p.uid for p in self.pods.store.objects() if isinstance(p, PodInfo))
         node_names = frozenset(
             n.name for n in self.nodes.store.objects() if isinstance(n, NodeInfo)

@@ -11,6 +11,7 @@ from infercost.collect.power import gather_dcgm
 from infercost.collect.scraping import ScrapeResult
 from infercost.controllers.wording import DCGMReason, dcgm_reachable
 from infercost.engine.costmodel import ExporterState, resolve_power
+from infercost.kube.transforms import transform_pod
 from infercost.testing.simservers.objects import make_dcgm_exporter_pod
 from infercost.testing.simservers.pages import GpuState, render_dcgm
 
@@ -33,7 +34,7 @@ def test_statuses_and_readings_per_node() -> None:
         make_dcgm_exporter_pod("n3", "127.0.6.4"),
         make_dcgm_exporter_pod("n4", "127.0.6.5", phase="Pending"),
     ]
-    discovery = discover_exporters(pods, {"n1", "n2", "n3", "n4", "n5"})
+    discovery = discover_exporters(map(transform_pod, pods), {"n1", "n2", "n3", "n4", "n5"})
     page = (DATA / "dcgm-pod-mapping.txt").read_bytes()
     results = []
     for target in discovery.targets:
@@ -67,7 +68,7 @@ def test_of_two_exporters_reporting_one_gpu_the_oldest_pod_wins() -> None:
     old["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
     young = make_dcgm_exporter_pod("n1", "127.0.6.2", name="aa-young")
     young["metadata"]["creationTimestamp"] = "2026-11-01T00:00:00Z"
-    discovery = discover_exporters([young, old], {"n1"})
+    discovery = discover_exporters(map(transform_pod, [young, old]), {"n1"})
     pages = {
         "127.0.6.1": render_dcgm([GpuState(0, uuid, power_watts=300.0)], hostname="n1"),
         "127.0.6.2": render_dcgm([GpuState(0, uuid, power_watts=90.0)], hostname="n1"),
