@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
@@ -47,7 +47,6 @@ from infercost.controllers.sampling import (
     ProfileSample,
     Sample,
     Sampler,
-    shared_sampler,
     spec_problems,
 )
 from infercost.controllers.wording import (
@@ -78,6 +77,9 @@ __all__ = [
     "compute_figures",
     "metrics_scraped",
 ]
+
+if TYPE_CHECKING:
+    from infercost.controllers.operator import OperatorContext
 
 log = structlog.get_logger("infercost.controllers.costprofile")
 
@@ -592,13 +594,13 @@ def _parse_rfc3339(text: str) -> datetime | None:
 # -- wiring ------------------------------------------------------------------------------------
 
 
-def build_costprofile_controller(context: Any) -> Controller:
+def build_costprofile_controller(context: OperatorContext) -> Controller:
     """The ``costprofile`` component of ``infercost run`` (leader only).
 
-    Shares the operator's sampler (:func:`~infercost.controllers.sampling.shared_sampler`),
-    reconciles every CostProfile after each sample and registers the CostProfile series.
+    Subscribes to the operator's sampler (:attr:`OperatorContext.sampler`), reconciles every
+    CostProfile after each sample and registers the CostProfile series.
     """
-    sampler = shared_sampler(context)
+    sampler = context.sampler
     profiles = context.custom_informer(COSTPROFILE.kind)
     collector = CostProfileCollector()
     context.register_collector(collector, leader_only=True)

@@ -38,7 +38,6 @@ per second) so a new profile gets its figures quickly.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -47,7 +46,7 @@ from typing import Any
 import attrs
 import structlog
 
-from infercost.api import COSTPROFILE, CostProfileSpec, ValidationError, parse_costprofile
+from infercost.api import CostProfileSpec, ValidationError, parse_costprofile
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.discovery import (
     DEFAULT_DCGM_NAMESPACES,
@@ -71,6 +70,7 @@ from infercost.collect.errors import UNTRUSTED_NAMESPACE, ScrapeError
 from infercost.collect.inference import PodScrape, read_pods
 from infercost.collect.power import gather_dcgm
 from infercost.collect.scraping import FAILED, OK, Scraper, ScrapeResult, ScrapeTarget
+from infercost.controllers.config import OperatorConfig
 from infercost.controllers.membership import (
     Membership,
     NodeFacts,
@@ -84,7 +84,7 @@ from infercost.kube.cache import NODE_INDEX
 from infercost.kube.client import StartupError
 from infercost.kube.clock import Clock, RealClock
 from infercost.kube.health import HealthMetrics
-from infercost.kube.informer import EventHandler, Informer
+from infercost.kube.informer import EventHandler, Informer, InformerFactory
 from infercost.kube.transforms import NodeInfo, PodInfo, parse_time
 
 __all__ = [
@@ -94,7 +94,7 @@ __all__ = [
     "Sample",
     "Sampler",
     "SamplerSettings",
-    "shared_sampler",
+    "build_sampler",
     "spec_problems",
 ]
 
@@ -119,7 +119,7 @@ class SamplerSettings:
     profile_namespaces: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, config: Any) -> SamplerSettings:
+    def from_config(cls, config: OperatorConfig) -> SamplerSettings:
         """From an :class:`~infercost.controllers.config.OperatorConfig`; raises ``ValueError``
         naming the flag for a selector or URL that cannot be used."""
         try:
@@ -748,34 +748,30 @@ def _generation(obj: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-# -- one sampler per operator ------------------------------------------------------------------
-
-_SHARED: weakref.WeakKeyDictionary[Any, Sampler] = weakref.WeakKeyDictionary()
-_SHARED_LOCK = threading.Lock()
+# -- wiring ------------------------------------------------------------------------------------
 
 
-def shared_sampler(context: Any) -> Sampler:
-    """The operator's one sampler, created on first use from an
-    :class:`~infercost.controllers.operator.OperatorContext`.
-
-    The CostProfile controller and the ledger both call this and subscribe with
-    :meth:`Sampler.add_listener`; the ``sampler`` component starts it on the leader. A
-    ``--dcgm-selector`` or ``--dcgm-url`` that cannot be used is a :class:`StartupError`.
-    """
-    with _SHARED_LOCK:
-        sampler = _SHARED.get(context)
-        if sampler is None:
-            try:
-                settings = SamplerSettings.from_config(context.config)
-            except ValueError as exc:
-                raise StartupError(str(exc)) from None
-            sampler = Sampler(
-                pods=context.informers.pods(),
-                nodes=context.informers.nodes(),
-                profiles=context.custom_informer(COSTPROFILE.kind),
-                settings=settings,
-                clock=context.clock,
-                metrics=context.metrics,
-            )
-            _SHARED[context] = sampler
-        return sampler
+def build_sampler(
+    config: OperatorConfig,
+    *,
+    informers: InformerFactory,
+    profiles: Informer,
+    clock: Clock,
+    metrics: HealthMetrics,
+) -> Sampler:
+    """The operator's one sampler, on its shared informers (``profiles``: the CostProfile
+    informer). The operator creates it once and hands it to the controllers that subscribe to
+    it. A ``--dcgm-selector`` or ``--dcgm-url`` that cannot be used is a
+    :class:`StartupError` naming the flag."""
+    try:
+        settings = SamplerSettings.from_config(config)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    return Sampler(
+        pods=informers.pods(),
+        nodes=informers.nodes(),
+        profiles=profiles,
+        settings=settings,
+        clock=clock,
+        metrics=metrics,
+    )
