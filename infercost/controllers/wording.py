@@ -157,7 +157,8 @@ def gpu_count_message(pool: PoolAmortization, gpu_count: int) -> str | None:
     if pool.excess_gpus > 0:
         return (
             f"the nodeSelector matches {format_gpus(pool.matched_gpus)} GPUs but gpuCount is "
-            f"{gpu_count}; each GPU is charged the per-GPU rate"
+            f"{gpu_count}; the amortization is spread over all "
+            f"{format_gpus(pool.matched_gpus)}"
         )
     if pool.matched_gpus < gpu_count:
         return (

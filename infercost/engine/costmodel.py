@@ -105,25 +105,28 @@ def amortization_rate_per_hour(hardware: HardwareSpec, at: dt.datetime | None = 
     return depreciation_rate_per_hour(hardware, at) + maintenance_rate_per_hour(hardware)
 
 
-def unit_rate_per_hour(amortization_per_hour: float, gpu_count: int) -> float:
-    """SPEC §5 per-GPU ``unitRate = amortizationRatePerHour / gpuCount``."""
+def unit_rate_per_hour(
+    amortization_per_hour: float, gpu_count: int, owned_gpus: float = 0.0
+) -> float:
+    """SPEC §5 per-GPU ``unitRate = amortizationRatePerHour / max(gpuCount, Σ owned GPUs)``:
+    more GPUs than ``gpuCount`` share the pool's amortization, never add to it."""
     if gpu_count < 1:
         raise ValueError(f"gpuCount must be at least 1, got {gpu_count}")
-    return amortization_per_hour / gpu_count
+    return amortization_per_hour / max(float(gpu_count), owned_gpus)
 
 
 def node_gpu_counts(
     node_capacities: Mapping[str, float | None], gpu_count: int
 ) -> dict[str, float]:
-    """GPUs each matched node counts for: its GPUs (``nvidia.com/gpu`` capacity ÷ replicas), else
-    ``gpuCount ÷ number of matched nodes`` (SPEC §5)."""
+    """GPUs each owned node counts for (SPEC §5): its GPUs (``nvidia.com/gpu`` capacity ÷
+    replicas; absent or 0 = none); only when no owned node reports any do the owned nodes
+    share ``gpuCount`` equally."""
     if not node_capacities:
         return {}
+    if any(capacity for capacity in node_capacities.values()):
+        return {node: float(capacity or 0) for node, capacity in node_capacities.items()}
     even = gpu_count / len(node_capacities)
-    return {
-        node: float(capacity) if capacity is not None else even
-        for node, capacity in node_capacities.items()
-    }
+    return dict.fromkeys(node_capacities, even)
 
 
 @attrs.frozen
@@ -139,7 +142,8 @@ class PoolAmortization:
 
     ``pool_idle_per_hour`` is the shortfall: the GPUs of ``gpuCount`` that no matched node
     holds (all of them with no matched node). ``excess_gpus`` counts GPUs the nodes hold beyond
-    ``gpuCount``; each still carries the unit rate, and the Ready message says so.
+    ``gpuCount``: the unit rate then divides the amortization over all of them, so the nodes
+    together carry exactly the pool's amortization (the Ready message says so).
     """
 
     unit_rate_per_hour: float
@@ -159,12 +163,12 @@ def split_amortization(
     node_capacities: Mapping[str, float | None],
 ) -> PoolAmortization:
     """Split ``amortization_per_hour`` over the matched nodes by their GPUs."""
-    unit = unit_rate_per_hour(amortization_per_hour, gpu_count)
     counts = node_gpu_counts(node_capacities, gpu_count)
+    matched = sum(counts.values())
+    unit = unit_rate_per_hour(amortization_per_hour, gpu_count, matched)
     nodes = tuple(
         NodeAmortization(node, gpus, unit * gpus) for node, gpus in sorted(counts.items())
     )
-    matched = sum(counts.values())
     shortfall = max(0.0, gpu_count - matched)
     return PoolAmortization(
         unit_rate_per_hour=unit,

@@ -119,8 +119,9 @@ def test_gpu_count_message_says_when_nodes_and_gpu_count_disagree() -> None:
     assert gpu_count_message(split_amortization(8.0, 8, {"n1": 4}), 8) == (
         "the nodeSelector matches 4 of 8 GPUs; the rest is booked as pool idle"
     )
-    more = gpu_count_message(split_amortization(8.0, 8, {"n1": 8, "n2": 8}), 8)
-    assert more is not None and "matches 16 GPUs but gpuCount is 8" in more
+    assert gpu_count_message(split_amortization(8.0, 8, {"n1": 8, "n2": 8}), 8) == (
+        "the nodeSelector matches 16 GPUs but gpuCount is 8; the amortization is spread over all 16"
+    )
     assert gpu_count_message(split_amortization(8.0, 8, {"n1": 8}), 8) is None
     assert gpu_count_message(split_amortization(8.0, 8, {}), 8) is None
 

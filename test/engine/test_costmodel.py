@@ -114,10 +114,22 @@ def test_no_matched_node_makes_everything_pool_idle() -> None:
     assert split.nodes == () and split.pool_idle_per_hour == 12.0
 
 
-def test_more_gpus_than_gpu_count_is_reported() -> None:
+def test_more_gpus_than_gpu_count_share_the_amortization() -> None:
+    # SPEC §5: unitRate = amortizationRatePerHour / max(gpuCount, Σ owned GPUs)
     split = split_amortization(8.0, 8, {"a": 8, "b": 8})
     assert split.excess_gpus == 8 and split.pool_idle_per_hour == 0
-    assert [n.amortization_per_hour for n in split.nodes] == [8.0, 8.0]
+    assert split.unit_rate_per_hour == 0.5
+    assert [n.amortization_per_hour for n in split.nodes] == [4.0, 4.0]
+    assert split.total_per_hour == 8.0, "never more than the pool's amortization"
+
+
+def test_nodes_without_capacity_count_none_when_another_owned_node_reports_it() -> None:
+    # Only when no owned node reports capacity do the owned nodes share gpuCount equally.
+    split = split_amortization(8.0, 8, {"a": 4, "b": None, "c": 0})
+    assert [(n.node, n.gpus) for n in split.nodes] == [("a", 4.0), ("b", 0.0), ("c", 0.0)]
+    assert split.pool_idle_per_hour == 4.0
+    shared = split_amortization(8.0, 8, {"b": None, "c": 0})
+    assert [n.gpus for n in shared.nodes] == [4.0, 4.0]
 
 
 def test_unit_rate_needs_gpus() -> None:
