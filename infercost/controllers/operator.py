@@ -43,6 +43,7 @@ from prometheus_client.exposition import choose_encoder
 
 from infercost.api import GROUP, RESOURCE_TYPES, VERSION
 from infercost.controllers.config import OperatorConfig, describe
+from infercost.controllers.sampling import Sampler, build_sampler
 from infercost.kube.client import (
     AccessCheck,
     StartupError,
@@ -105,10 +106,9 @@ def default_components() -> list[ComponentSpec]:
     """The components of a full operator; each later part adds its entry here."""
     from infercost.controllers.accounting import build_accounting
     from infercost.controllers.costprofile import build_costprofile_controller
-    from infercost.controllers.sampling import shared_sampler
 
     return [
-        ComponentSpec("sampler", shared_sampler, leader_only=True),
+        ComponentSpec("sampler", lambda context: context.sampler, leader_only=True),
         ComponentSpec("costprofile", build_costprofile_controller, leader_only=True),
         ComponentSpec("accounting", build_accounting, leader_only=True),
     ]
@@ -144,8 +144,12 @@ class OperatorContext:
         identity: str,
         is_leader: Callable[[], bool],
         add_shutdown_hook: Callable[[str, Callable[[], None]], None],
+        sampler: Sampler,
     ) -> None:
         self.config = config
+        self.sampler = sampler
+        """The operator's one sampler: the ``sampler`` component, and what the CostProfile
+        controller (and the ledger) subscribe to."""
         self.rest = rest
         self.clock = clock
         self.metrics = metrics
@@ -417,6 +421,13 @@ class Operator:
         events = EventRecorder(
             rest, host=self.identity, clock=self.clock, default_namespace=cfg.namespace
         )
+        sampler = build_sampler(
+            cfg,
+            informers=self.informers,
+            profiles=self.informers.informer(CUSTOM_RESOURCES["CostProfile"]),
+            clock=self.clock,
+            metrics=self.metrics,
+        )
         self.context = OperatorContext(
             config=cfg,
             rest=rest,
@@ -427,6 +438,7 @@ class Operator:
             identity=self.identity,
             is_leader=self.is_leader,
             add_shutdown_hook=self.add_shutdown_hook,
+            sampler=sampler,
         )
         # Build every component now, so they register their informers and handlers before
         # the informers start; only the non-leader ones start now.
