@@ -43,6 +43,7 @@ import attrs
 import structlog
 
 from infercost.api import COSTPROFILE, ValidationError, parse_costprofile
+from infercost.collect import DEFAULT_DCGM_NAMESPACES
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.discovery import (
     ExporterTarget,
@@ -100,6 +101,7 @@ class SamplerSettings:
     dcgm_selectors: tuple[LabelSelector, ...] = attrs.field(factory=parse_dcgm_selectors)
     dcgm_port: int = 9400
     dcgm_urls: tuple[ExporterTarget, ...] = ()
+    dcgm_namespaces: tuple[str, ...] = DEFAULT_DCGM_NAMESPACES
     profile_namespaces: tuple[str, ...] = ()
 
     @classmethod
@@ -118,6 +120,7 @@ class SamplerSettings:
             dcgm_selectors=selectors,
             dcgm_port=config.dcgm_port,
             dcgm_urls=urls,
+            dcgm_namespaces=tuple(config.dcgm_namespaces),
             profile_namespaces=tuple(config.profile_namespaces),
         )
 

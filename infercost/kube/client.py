@@ -27,15 +27,18 @@ from infercost.kube.rest import (
 )
 
 __all__ = [
+    "SERVICE_ACCOUNT_NAMESPACE_FILE",
     "AccessCheck",
     "StartupError",
     "check_access",
     "check_api",
     "check_crds",
     "load_api_client",
+    "pod_namespace",
 ]
 
 _SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SERVICE_ACCOUNT_NAMESPACE_FILE = _SERVICE_ACCOUNT / "namespace"
 
 
 class StartupError(Exception):
@@ -43,6 +46,16 @@ class StartupError(Exception):
 
     def __str__(self) -> str:
         return " ".join(super().__str__().split())
+
+
+def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE_FILE) -> str | None:
+    """The namespace of the pod this process runs in (the service account's ``namespace``
+    file, as client-go's in-cluster config reads it); ``None`` outside a cluster."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text or None
 
 
 def load_api_client(

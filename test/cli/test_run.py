@@ -172,6 +172,13 @@ def test_missing_crds() -> None:
         ([], {"INFERCOST_STATUS_INTERVAL": "1 minute"}, "INFERCOST_STATUS_INTERVAL:"),
         (["--rule-labels", "release"], {}, "--rule-labels: 'release' is not key=value"),
         (["--scrape-timeout", "1m"], {}, "--scrape-timeout (60s) must be positive and shorter"),
+        (
+            ["--dcgm-url", "https://10.0.0.1:9400/metrics"],
+            {},
+            "--dcgm-url 'https://10.0.0.1:9400/metrics': only http:// URLs are supported",
+        ),
+        (["--dcgm-selector", "app in (x,y"], {}, "--dcgm-selector: label selector 'app in (x,y'"),
+        ([], {"INFERCOST_DCGM_NAMESPACES": "GPU"}, "INFERCOST_DCGM_NAMESPACES: 'GPU' is not a"),
     ],
 )
 def test_bad_flags_and_env(args: list[str], env: dict[str, str], fragment: str) -> None:

@@ -221,4 +221,4 @@ def test_config_is_what_the_sampler_uses() -> None:
     assert settings.concurrency == 4 and settings.dcgm_port == 9500
     assert settings.profile_namespaces == ("ml",)
     with pytest.raises(ValueError, match="--dcgm-selector"):
-        SamplerSettings.from_config(attrs.evolve(base, dcgm_selectors=("app in (x)",)))
+        SamplerSettings.from_config(attrs.evolve(base, dcgm_selectors=("app in (x",)))
