@@ -430,12 +430,14 @@ class Operator:
         # the informers start; only the non-leader ones start now.
         for spec in self._specs:
             comp = spec.build(self.context)
-            target = self._leader_components if spec.leader_only else self._components
-            target.append((spec.name, comp))
+            with self._components_lock:
+                target = self._leader_components if spec.leader_only else self._components
+                target.append((spec.name, comp))
         self._servers.start()
         self.informers.start()
-        for _, comp in self._components:
-            comp.start()
+        with self._components_lock:
+            for _, comp in self._components:
+                comp.start()
         if cfg.leader_elect:
             self.elector = LeaderElector(
                 rest,
@@ -456,14 +458,18 @@ class Operator:
             self._on_started_leading()
 
     def _on_started_leading(self) -> None:
-        if self._stopping:
-            return
-        self._leading.set()
-        log.info(
-            "leading: starting controllers", components=[n for n, _ in self._leader_components]
-        )
-        for _, comp in self._leader_components:
-            comp.start()
+        # Under the lock, so that a shutdown either sees these components started (and stops
+        # them) or keeps them from starting at all.
+        with self._components_lock:
+            if self._stopping:
+                return
+            self._leading.set()
+            log.info(
+                "leading: starting controllers",
+                components=[n for n, _ in self._leader_components],
+            )
+            for _, comp in self._leader_components:
+                comp.start()
 
     def _on_stopped_leading(self) -> None:
         self._leading.clear()
@@ -480,8 +486,15 @@ class Operator:
         return self._stop.wait(timeout)
 
     def shutdown(self) -> int:
-        """Stop in order within ``shutdown_timeout``; returns the exit code."""
-        self._stopping = True
+        """Stop in order within ``shutdown_timeout``; returns the exit code.
+
+        1. every component, in registration order (the sampler first: its scrapes in flight
+           are abandoned and it publishes nothing more), each joined for at most 3 s;
+        2. the shutdown hooks, in registration order, while the Lease is still held (the
+           ledger checkpoints here);
+        3. the Lease release, with whatever is left of the budget (logged when abandoned);
+        4. the informers and the HTTP servers.
+        """
         budget = self.config.shutdown_timeout
         deadline = time.monotonic() + budget - 0.5
 
@@ -491,8 +504,10 @@ class Operator:
         watchdog = threading.Timer(budget, self._force_exit)
         watchdog.daemon = True
         watchdog.start()
-        was_leader = self.is_leader()
-        comps = self._leader_components + self._components
+        with self._components_lock:
+            self._stopping = True
+            was_leader = self.is_leader()
+            comps = list(self._leader_components) + list(self._components)
         for _, comp in comps:
             comp.stop()
         for name, comp in comps:
@@ -504,7 +519,14 @@ class Operator:
         self._leading.clear()
         if self.elector is not None:
             self.elector.stop()
-            self.elector.join(remaining(3.0))
+            self.elector.join(remaining(budget))
+            if self.elector.is_alive():
+                log.error(
+                    "leader lease release abandoned: the shutdown budget ran out; a standby "
+                    "takes over when the lease expires",
+                    lease=f"{self.config.namespace}/{self.config.lease_name}",
+                    lease_seconds=self.config.lease_duration,
+                )
         self.metrics.leader.set(0)
         if self.informers is not None:
             self.informers.stop()

@@ -8,6 +8,7 @@ import urllib.request
 
 import attrs
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
@@ -65,6 +66,15 @@ def get(addr: tuple[str, int], path: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
+class NoForcedExit(Operator):
+    """An operator whose shutdown watchdog records instead of ending the test process."""
+
+    forced = False
+
+    def _force_exit(self) -> None:
+        self.forced = True
+
+
 def make(kube: KubeEnv, log: list[str], name: str, **kw) -> Operator:
     def writer(ctx: OperatorContext) -> FakeComponent:
         ctx.add_shutdown_hook("checkpoint", lambda: log.append(f"hook {name}"))
@@ -75,7 +85,7 @@ def make(kube: KubeEnv, log: list[str], name: str, **kw) -> Operator:
         ComponentSpec("writer", writer, leader_only=True),
         ComponentSpec("watcher", lambda ctx: FakeComponent(f"watcher-{name}", log), False),
     ]
-    return Operator(
+    return NoForcedExit(
         config(kube, **kw), registry=CollectorRegistry(), components=specs, identity=name
     )
 
@@ -189,3 +199,48 @@ def test_context_helpers(kube: KubeEnv) -> None:
         )
     finally:
         op.shutdown()
+
+
+def test_a_slow_lease_release_may_use_the_rest_of_the_budget(kube: KubeEnv) -> None:
+    """The release is not cut short by a fixed cap: with the API answering slowly it still
+    completes inside the 10 s budget, and a standby need not wait for the lease to expire."""
+    log: list[str] = []
+    op = make(kube, log, "a", lease_duration=15.0, renew_deadline=10.0, retry_period=2.0)
+    op.start()
+    eventually(op.is_leader, what="a leads")
+    kube.sim.faults.latency_ms(2000)  # the release's GET and PUT take 4 s together
+    with structlog.testing.capture_logs() as logs:
+        assert op.shutdown() == 0
+    kube.sim.faults.clear()
+    assert lease(kube)["holderIdentity"] == "", "released before shutdown() returned"
+    events = [e["event"] for e in logs]
+    assert "leader lease released" in events
+    assert not [e for e in events if "abandoned" in e]
+    assert not op.forced
+
+
+def test_an_abandoned_lease_release_is_logged(kube: KubeEnv) -> None:
+    log: list[str] = []
+    op = make(
+        kube,
+        log,
+        "a",
+        lease_duration=15.0,
+        renew_deadline=10.0,
+        retry_period=2.0,
+        shutdown_timeout=2.0,
+    )
+    op.start()
+    eventually(op.is_leader, what="a leads")
+    kube.sim.faults.latency_ms(3000)  # longer than the whole 2 s budget
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert op.shutdown() == 0
+    finally:
+        kube.sim.faults.clear()
+        assert op.elector is not None
+        op.elector.join(30)  # the release in flight ends; no thread outlives the test
+    abandoned = [e for e in logs if e["event"].startswith("leader lease release abandoned")]
+    assert len(abandoned) == 1 and abandoned[0]["log_level"] == "error"
+    assert abandoned[0]["lease"] == "infercost-system/infercost-leader"
+    assert "hook a" in log, "the checkpoint ran before the release was attempted"
