@@ -46,9 +46,11 @@ from infercost.controllers.config import OperatorConfig, describe
 from infercost.kube.client import (
     AccessCheck,
     StartupError,
+    StartupRetry,
     check_access,
     check_api,
     check_crds,
+    check_namespace,
     load_api_client,
 )
 from infercost.kube.clock import Clock, RealClock
@@ -312,8 +314,10 @@ class Operator:
         clock: Clock | None = None,
         components: Sequence[ComponentSpec] | None = None,
         identity: str | None = None,
+        startup_retry: StartupRetry | None = None,
     ) -> None:
         self.config = config
+        self.startup_retry = startup_retry or StartupRetry()
         self.clock = clock or RealClock(config.clock_offset)
         self._api_client = api_client
         if registry is None:
@@ -375,6 +379,10 @@ class Operator:
         pending = [i.name for i in self.informers.informers() if not i.has_synced()]
         if pending:
             return False, "caches not synced: " + ", ".join(pending)
+        elector = self.elector
+        if elector is not None and not self.is_leader() and not elector.lease_readable():
+            lease = f"{self.config.namespace}/{self.config.lease_name}"
+            return False, f"cannot read the leader Lease {lease}"
         return True, "ok"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -388,8 +396,10 @@ class Operator:
         api_client = self._api_client or load_api_client(cfg.kubeconfig)
         rest = RestClient(api_client)
         self.rest = rest
-        version = check_api(rest)
-        check_crds(rest, CUSTOM_RESOURCES.values())
+        retry = self.startup_retry
+        version = check_api(rest, retry)
+        check_crds(rest, CUSTOM_RESOURCES.values(), retry)
+        check_namespace(rest, cfg.namespace, retry)
         checks = [
             AccessCheck("list", PODS, why="find inference pods and GPU holders"),
             AccessCheck("list", NODES, why="match CostProfiles to nodes"),
@@ -403,7 +413,7 @@ class Operator:
             checks.append(
                 AccessCheck("get", LEASES, cfg.namespace, cfg.lease_name, why="elect a leader")
             )
-        check_access(rest, checks)
+        check_access(rest, checks, retry)
         self._servers = _Servers(cfg, self.metrics.registry, self.healthy, self.ready)
         log.info("starting", version=version, identity=self.identity, config=describe(cfg))
 

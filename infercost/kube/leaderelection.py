@@ -98,12 +98,18 @@ class LeaderElector:
         self._observed_rv = ""
         self._observed_at = 0.0
         self._last_leader = ""
+        self._readable = threading.Event()
         self._log = log.bind(lease=f"{namespace}/{name}", identity=self.identity)
 
     # -- public ------------------------------------------------------------------------------
 
     def is_leader(self) -> bool:
         return self._leading.is_set()
+
+    def lease_readable(self) -> bool:
+        """Whether the last attempt could read (or create) the Lease: a standby that cannot is
+        no ready replacement for the leader."""
+        return self._readable.is_set()
 
     @property
     def leader(self) -> str:
@@ -200,14 +206,21 @@ class LeaderElector:
         except NotFoundError:
             try:
                 created = self.rest.create(LEASES, self._lease_body(desired, ""), self.namespace)
-            except ApiError as exc:
-                self._log.info("lease creation failed", error=str(exc))
+            except ConflictError:
+                self._readable.set()  # another candidate created it first: it exists
                 return False
+            except ApiError as exc:
+                self._readable.clear()
+                self._log.warning("lease creation failed", error=str(exc))
+                return False
+            self._readable.set()
             self._observe(created, mono)
             return True
         except ApiError as exc:
+            self._readable.clear()
             self._log.warning("cannot read the leader lease", error=str(exc))
             return False
+        self._readable.set()
 
         spec = current.get("spec") or {}
         rv = str((current.get("metadata") or {}).get("resourceVersion") or "")

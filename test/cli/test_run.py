@@ -21,7 +21,7 @@ import yaml
 
 from infercost.controllers.operator import CUSTOM_RESOURCES
 from infercost.kube.rest import LEASES, NODES, PODS
-from infercost.testing.kubefixtures import KubeEnv, eventually
+from infercost.testing.kubefixtures import KubeEnv, crd_dirs, eventually
 from infercost.testing.kubesim import KubeSim
 from infercost.testing.simservers.httpserver import Fault, PageServer
 from infercost.testing.simservers.objects import make_node, make_pod
@@ -281,6 +281,13 @@ def test_unreachable_api(tmp_path: Path) -> None:
     assert_one_line_error(result, f"cannot reach the Kubernetes API at http://127.0.0.1:{port}")
 
 
+def test_missing_operator_namespace() -> None:
+    with KubeSim(crd_dirs=crd_dirs()) as sim:  # no infercost-system namespace
+        result = run_cli("--kubeconfig", sim.kubeconfig, timeout=60)
+    assert_one_line_error(result, "the operator namespace infercost-system does not exist")
+    assert result.returncode == 1
+
+
 def test_missing_crds() -> None:
     with KubeSim(namespaces=("infercost-system",)) as sim:
         result = run_cli("--kubeconfig", sim.kubeconfig)
@@ -332,8 +339,24 @@ class _ForbidPods(BaseHTTPRequestHandler):
             ).encode()
             self._reply(403, body)
             return
-        with urllib.request.urlopen(self.upstream + self.path, timeout=5) as r:
-            self._reply(r.status, r.read())
+        self._forward()
+
+    def do_POST(self) -> None:
+        self._forward()
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        request = urllib.request.Request(
+            self.upstream + self.path,
+            data=self.rfile.read(length) if length else None,
+            method=self.command,
+            headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                self._reply(r.status, r.read())
+        except urllib.error.HTTPError as e:
+            self._reply(e.code, e.read())
 
     def _reply(self, code: int, body: bytes) -> None:
         self.send_response(code)

@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from infercost.controllers.config import OperatorConfig
 from infercost.controllers.operator import ComponentSpec, Operator, OperatorContext
+from infercost.kube.client import StartupError, StartupRetry
 from infercost.kube.rest import LEASES
 from infercost.testing.kubefixtures import KubeEnv, eventually
 
@@ -244,3 +245,58 @@ def test_an_abandoned_lease_release_is_logged(kube: KubeEnv) -> None:
     assert len(abandoned) == 1 and abandoned[0]["log_level"] == "error"
     assert abandoned[0]["lease"] == "infercost-system/infercost-leader"
     assert "hook a" in log, "the checkpoint ran before the release was attempted"
+
+
+def test_a_transient_api_error_during_the_start_up_checks_is_retried(kube: KubeEnv) -> None:
+    delays: list[float] = []
+    op = NoForcedExit(
+        config(kube, leader_elect=False),
+        registry=CollectorRegistry(),
+        components=[],
+        startup_retry=StartupRetry(sleep=delays.append),
+    )
+    kube.sim.faults.respond(verb="list", resource="nodes", code=503, count=1)
+    kube.sim.faults.respond(verb="list", resource="pods", code=429, count=1)
+    op.start()
+    try:
+        eventually(lambda: op.ready()[0], what="caches synced")
+    finally:
+        op.shutdown()
+    assert len(delays) == 2, "each transient error cost one backoff, not the start"
+
+
+def test_a_missing_operator_namespace_stops_the_start(kube: KubeEnv) -> None:
+    op = NoForcedExit(
+        config(kube, namespace="infercost"), registry=CollectorRegistry(), components=[]
+    )
+    with pytest.raises(StartupError, match="the operator namespace infercost does not exist"):
+        op.start()
+    assert op.informers is None, "nothing was started"
+
+
+def test_a_standby_that_cannot_read_the_lease_is_not_ready(kube: KubeEnv) -> None:
+    kube.rest.create(
+        LEASES,
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "infercost-leader", "namespace": "infercost-system"},
+            "spec": {"holderIdentity": "elsewhere", "leaseDurationSeconds": 3600},
+        },
+        "infercost-system",
+    )
+    op = make(kube, [], "standby")
+    op.start()
+    try:
+        eventually(lambda: op.ready()[0], what="a standby that reads the Lease is ready")
+        assert not op.is_leader()
+        kube.sim.faults.respond(verb="get", resource="leases", code=503, count=1_000_000)
+        ready = eventually(
+            lambda: (r := op.ready()) and not r[0] and r, what="not ready without the Lease"
+        )
+        assert ready[1] == "cannot read the leader Lease infercost-system/infercost-leader"
+        kube.sim.faults.clear()
+        eventually(lambda: op.ready()[0], what="ready again once the Lease reads")
+    finally:
+        kube.sim.faults.clear()
+        op.shutdown()
