@@ -126,6 +126,7 @@ class LeaderElector:
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the election loop, and with it both callbacks, to end."""
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -137,8 +138,12 @@ class LeaderElector:
         if not self._acquire():
             return
         self._set_leading(True)
+        started: threading.Thread | None = None
         if self.on_started_leading is not None:
-            threading.Thread(target=self.on_started_leading, name="leading", daemon=True).start()
+            # On its own thread, so that a slow callback never delays a renewal; it is joined
+            # below, so that on_stopped_leading never overtakes it.
+            started = threading.Thread(target=self.on_started_leading, name="leading", daemon=True)
+            started.start()
         self._renew_loop()
         lost = not self._stop.is_set()
         if not lost and self.release_on_stop:
@@ -146,6 +151,8 @@ class LeaderElector:
         self._set_leading(False)
         if lost:
             self._log.error("leader lease lost")
+        if started is not None:
+            started.join()
         if self.on_stopped_leading is not None:
             self.on_stopped_leading()
 
