@@ -380,6 +380,32 @@ class Scraper:
                 return
         conn.close()
 
+    def _connect(self, target: ScrapeTarget, deadline: float) -> socket.socket:
+        """Connect under the watchdog, so that the deadline and :meth:`cancel` also cut short
+        a connection attempt that gets no answer (only the name lookup of a ``--dcgm-url``
+        host name cannot be cut short)."""
+        last: OSError | None = None
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            target.host, target.port, 0, socket.SOCK_STREAM
+        ):
+            sock = socket.socket(family, kind, proto)
+            token = self._watchdog.watch(deadline, sock)
+            try:
+                sock.settimeout(self._remaining(deadline))
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            finally:
+                self._watchdog.release(token)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        raise last or OSError(f"no address for {target.host}")
+
     def _remaining(self, deadline: float) -> float:
         remaining = deadline - self._clock()
         if remaining <= 0:
@@ -391,9 +417,8 @@ class Scraper:
     ) -> tuple[int, bytes, bool]:
         conn.timeout = self._remaining(deadline)
         if conn.sock is None:
-            conn.connect()
+            conn.sock = self._connect(target, deadline)
         sock = conn.sock
-        assert sock is not None
         token = self._watchdog.watch(deadline, sock)
         response: http.client.HTTPResponse | None = None
         try:
