@@ -133,6 +133,8 @@ def _from_kubeconfig_paths(value: str, context: str | None) -> Any:
     and contexts the first file that defines a name wins; ``current-context`` comes from the
     first file that sets it. Missing files are skipped."""
     paths = [Path(p).expanduser() for p in value.split(os.pathsep) if p]
+    if len(paths) == 1:
+        return _from_file(paths[0], context, "$KUBECONFIG")
     present = [p for p in paths if p.exists()]
     if not present:
         raise StartupError(
