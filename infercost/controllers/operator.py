@@ -12,11 +12,12 @@ What runs where:
 Later parts plug in through :class:`ComponentSpec` (a name and a ``build(context)`` returning
 something with ``start/stop/join/alive``) and :meth:`OperatorContext.add_shutdown_hook`.
 
-Shutdown on SIGTERM/SIGINT, within ``shutdown_timeout`` (10 s): stop the components (workers
-finish their current reconcile), run the shutdown hooks while still holding the Lease (the
-ledger checkpoints there), release the Lease so a standby takes over at once, stop the
-informers and servers, exit 0. Losing the Lease skips the hooks (another replica may already
-be writing) and exits 1. A watchdog ends the process if any step hangs.
+Shutdown on SIGTERM/SIGINT, within ``shutdown_timeout`` (10 s): stop the components in order
+(the sampler abandons its scrapes in flight and publishes nothing more; workers finish their
+current reconcile), run the shutdown hooks while still holding the Lease (the ledger
+checkpoints there), release the Lease with whatever is left of the budget so a standby takes
+over at once, stop the informers and servers, exit 0. Losing the Lease skips the hooks (another
+replica may already be writing) and exits 1. A watchdog ends the process if any step hangs.
 """
 
 from __future__ import annotations
@@ -335,7 +336,8 @@ class Operator:
         self._leading = threading.Event()
         self._leader_components: list[tuple[str, Component]] = []
         self._components: list[tuple[str, Component]] = []
-        self._components_lock = threading.Lock()
+        # Re-entrant: a component may ask for the probes while it is being started.
+        self._components_lock = threading.RLock()
         self.exit_code = 0
         self.rest: RestClient | None = None
         self.informers: InformerFactory | None = None

@@ -257,6 +257,7 @@ def test_cancel_abandons_a_cycle_stuck_on_targets_that_never_answer(serve) -> No
     fetch in flight loses its socket and the queued one never starts."""
     stuck, queued = serve(), serve()
     stuck.fault = queued.fault = Fault("slow", delay_seconds=3600.0)
+    threads_before = set(threading.enumerate())
     scraper = Scraper(concurrency=1, timeout_seconds=600.0)
     outcome: list[BaseException | list] = []  # type: ignore[type-arg]
 
@@ -280,7 +281,8 @@ def test_cancel_abandons_a_cycle_stuck_on_targets_that_never_answer(serve) -> No
             scraper.scrape([target(queued, "b")])
     finally:
         scraper.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("scrape-")]
+    started = set(threading.enumerate()) - threads_before
+    assert not [t for t in started if t.name.startswith("scrape")], "close() ended the workers"
     assert queued.connections_accepted == 0, "a queued fetch never starts after cancel()"
 
 
