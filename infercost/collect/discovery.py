@@ -21,9 +21,11 @@ from typing import Protocol
 
 import attrs
 
+from infercost.collect import DEFAULT_DCGM_NAMESPACES, DEFAULT_DCGM_SELECTORS
 from infercost.collect.backends import AUTO, BACKEND_NAMES, BACKENDS
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.scraping import ScrapeTarget
+from infercost.engine.labelselector import LabelSelector
 
 BACKEND_KEY = "infercost.ai/backend"
 SCRAPE_KEY = "infercost.ai/scrape"
@@ -42,10 +44,6 @@ POD_TEMPLATE_HASH = "pod-template-hash"
 
 DCGM_DEFAULT_PORT = 9400
 DCGM_PORT_NAMES = ("metrics", "gpu-metrics")
-DEFAULT_DCGM_SELECTORS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter")
-DEFAULT_DCGM_NAMESPACES = ("gpu-operator", "nvidia-gpu-operator", "kube-system")
-"""``--dcgm-namespaces``: where exporter pods are trusted (SPEC §3.2). Anyone who can start a
-pod elsewhere could label it like an exporter and fake power or GPU holders."""
 
 # Kubernetes' rand.SafeEncodeString alphabet, used for pod-template-hash.
 _HASH_SUFFIX = re.compile(r"-[bcdfghjklmnpqrstvwxz2456789]{5,10}$")
@@ -409,63 +407,6 @@ def discover_inference(
 
 # ---------------------------------------------------------------------------------------------
 # DCGM exporters
-
-
-@attrs.frozen
-class Requirement:
-    key: str
-    op: str  # "=", "!=", "exists", "!exists"
-    value: str = ""
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        if self.op == "=":
-            return labels.get(self.key) == self.value
-        if self.op == "!=":
-            return labels.get(self.key) != self.value
-        if self.op == "exists":
-            return self.key in labels
-        return self.key not in labels
-
-
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-
-
-@attrs.frozen
-class LabelSelector:
-    """An equality-based Kubernetes label selector (``a=b,c!=d,e,!f``); all must hold."""
-
-    requirements: tuple[Requirement, ...]
-    text: str
-
-    @classmethod
-    def parse(cls, text: str) -> LabelSelector:
-        reqs = []
-        for raw in text.split(","):
-            term = raw.strip()
-            if not term:
-                raise ValueError(f"label selector {text!r}: empty term")
-            if "!=" in term:
-                key, value = (p.strip() for p in term.split("!=", 1))
-                op = "!="
-            elif "=" in term:
-                key, value = (p.strip() for p in term.replace("==", "=", 1).split("=", 1))
-                op = "="
-            elif term.startswith("!"):
-                key, value, op = term[1:].strip(), "", "!exists"
-            else:
-                key, value, op = term, "", "exists"
-            if not _LABEL_KEY.match(key) or len(key.split("/")[-1]) > 63:
-                raise ValueError(f"label selector {text!r}: {key!r} is not a label key")
-            if not _LABEL_VALUE.match(value) or len(value) > 63:
-                raise ValueError(f"label selector {text!r}: {value!r} is not a label value")
-            reqs.append(Requirement(key, op, value))
-        return cls(tuple(reqs), text)
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(r.matches(labels) for r in self.requirements)
 
 
 def parse_dcgm_selectors(

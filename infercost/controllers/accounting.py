@@ -16,7 +16,6 @@ import structlog
 from infercost.collect.pricing import PRICING_CONFIGMAP
 from infercost.controllers.ledger import LedgerKeeper, PricingWatch
 from infercost.controllers.ledgerstore import LedgerStore
-from infercost.controllers.sampling import shared_sampler
 from infercost.controllers.tokenbudget import build_tokenbudget_controller
 from infercost.controllers.usagereport import attribution_collector, build_usagereport_controller
 from infercost.kube.controller import Controller
@@ -62,7 +61,7 @@ class Accounting:
 
 def build_accounting(context: Any) -> Accounting:
     config = context.config
-    sampler = shared_sampler(context)
+    sampler = context.sampler
 
     def rejected(message: str) -> None:
         ref = ObjectRef("v1", "ConfigMap", PRICING_CONFIGMAP, config.namespace)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from infercost.api import CostProfileSpec
 from infercost.collect.backends import Role
 from infercost.collect.pricing import (
     PRICING_CONFIGMAP,
@@ -34,7 +35,6 @@ from infercost.collect.pricing import (
 from infercost.controllers.ledgerstore import LedgerStore, retained_since
 from infercost.controllers.sampling import Sample
 from infercost.engine.catalog import Catalog, family_of
-from infercost.engine.costmodel import Hardware
 from infercost.engine.ledger import (
     ROLE_CACHED,
     ROLE_INPUT,
@@ -65,21 +65,9 @@ def _series_key(series: str, labels: Iterable[tuple[str, str]]) -> str:
     return series + "{" + ",".join(f"{k}={v}" for k, v in sorted(labels)) + "}"
 
 
-def economics_of(spec: Any) -> Economics:
-    """The booking economics of a parsed CostProfile spec."""
-    hw = spec.hardware
-    return Economics(
-        Hardware(
-            gpu_count=hw.gpu_count,
-            purchase_price_usd=hw.purchase_price_usd,
-            amortization_years=hw.amortization_years,
-            maintenance_percent_per_year=hw.maintenance_percent_per_year,
-            tdp_watts=hw.tdp_watts,
-            purchase_date=hw.purchase_date,
-        ),
-        rate_per_kwh=spec.electricity.rate_per_kwh,
-        pue_factor=spec.electricity.pue_factor,
-    )
+def economics_of(spec: CostProfileSpec) -> Economics:
+    """The booking rates of a parsed CostProfile spec."""
+    return Economics.of(spec.hardware, spec.electricity.rate_per_kwh, spec.electricity.pue_factor)
 
 
 def observation_from_sample(sample: Sample, catalog: Catalog | None = None) -> Observation:

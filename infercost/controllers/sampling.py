@@ -47,9 +47,9 @@ import attrs
 import structlog
 
 from infercost.api import CostProfileSpec, ValidationError, parse_costprofile
+from infercost.collect import DEFAULT_DCGM_NAMESPACES
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.discovery import (
-    DEFAULT_DCGM_NAMESPACES,
     ExporterDiscovery,
     ExporterTarget,
     Holding,
@@ -69,7 +69,14 @@ from infercost.collect.discovery import (
 from infercost.collect.errors import UNTRUSTED_NAMESPACE, ScrapeError
 from infercost.collect.inference import PodScrape, read_pods
 from infercost.collect.power import gather_dcgm
-from infercost.collect.scraping import FAILED, OK, Scraper, ScrapeResult, ScrapeTarget
+from infercost.collect.scraping import (
+    FAILED,
+    OK,
+    ScrapeCancelledError,
+    Scraper,
+    ScrapeResult,
+    ScrapeTarget,
+)
 from infercost.controllers.config import OperatorConfig
 from infercost.controllers.membership import (
     Membership,
@@ -134,7 +141,7 @@ class SamplerSettings:
             dcgm_selectors=selectors,
             dcgm_port=config.dcgm_port,
             dcgm_urls=urls,
-            dcgm_namespaces=tuple(getattr(config, "dcgm_namespaces", DEFAULT_DCGM_NAMESPACES)),
+            dcgm_namespaces=tuple(config.dcgm_namespaces),
             profile_namespaces=tuple(config.profile_namespaces),
         )
 
@@ -425,8 +432,13 @@ class Sampler:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stopped.set()
+        """Stop sampling now: scrapes in flight are abandoned and nothing more is published."""
+        with self._lock:
+            self._stopped.set()
+            scraper = self._scraper
         self._wake.set()
+        if scraper is not None:
+            scraper.cancel()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the sampling thread to end (then release the scraper); whether it has."""
@@ -472,6 +484,9 @@ class Sampler:
                 last_start = now
                 try:
                     self.sample_once()
+                except ScrapeCancelledError as exc:
+                    log.info("sampling stopped; scrapes in flight abandoned", detail=str(exc))
+                    break
                 except Exception as exc:  # a bug must not end sampling for good
                     log.exception("sampling cycle failed", error=f"{type(exc).__name__}: {exc}")
                 next_due = last_start + interval
@@ -486,9 +501,13 @@ class Sampler:
         with self._cycle_lock:
             sample = self._cycle()
         with self._lock:
+            if self._stopped.is_set():
+                return sample  # stop() was called: this sample is never published
             self._latest = sample
             listeners = list(self._listeners)
         for listener in listeners:
+            if self._stopped.is_set():
+                break
             try:
                 listener(sample)
             except Exception as exc:
@@ -571,9 +590,12 @@ class Sampler:
         }
 
     def _scraper_instance(self) -> Scraper:
-        if self._scraper is None:
-            self._scraper = self._scraper_factory()
-        return self._scraper
+        with self._lock:
+            if self._scraper is None:
+                self._scraper = self._scraper_factory()
+                if self._stopped.is_set():
+                    self._scraper.cancel()
+            return self._scraper
 
     def _cycle(self) -> Sample:
         at = self.clock.now()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from infercost.api import Hardware
 from infercost.controllers.ledgerstore import LedgerStore, retained_since
-from infercost.engine.costmodel import Hardware
 from infercost.engine.ledger import (
     ROLE_INPUT,
     ROLE_OUTPUT,
@@ -25,7 +25,7 @@ from infercost.kube.rest import CONFIGMAPS
 from infercost.testing.kubefixtures import KubeEnv
 
 NS = "infercost-system"
-ECON = Economics(Hardware(gpu_count=8, purchase_price_usd=200_000.0), 0.1, 1.2)
+ECON = Economics.of(Hardware(gpu_model="H100", gpu_count=8, purchase_price_usd=200_000.0), 0.1, 1.2)
 START = dt.datetime(2026, 8, 1, 12, tzinfo=dt.UTC)
 
 
