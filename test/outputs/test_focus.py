@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib.machinery
+import importlib.util
 import io
 import json
 import os
@@ -447,3 +449,77 @@ def test_a_month_export_passes_the_focus_validator(tmp_path: Path) -> None:
     summaries = [line for line in result.stdout.splitlines() if "| Fail: " in line]
     assert len(summaries) == 2
     assert result.stdout.count("  0 failed rules") == 2
+
+
+def _validator_script():
+    loader = importlib.machinery.SourceFileLoader(
+        "focus_validator_script", str(ROOT / "hack" / "focus-validator")
+    )
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_only_unmet_alternatives_of_a_passed_or_rule_are_discounted() -> None:
+    script = _validator_script()
+    model = {
+        "ModelRules": {
+            "Nullable": {
+                "ValidationCriteria": {
+                    "Requirement": {
+                        "CheckFunction": "OR",
+                        "Items": [
+                            {"CheckFunction": "CheckModelRule", "ModelRuleId": "MustBeNull"},
+                            {"CheckFunction": "CheckModelRule", "ModelRuleId": "MustNotBeNull"},
+                        ],
+                    }
+                }
+            },
+            "Both": {
+                "ValidationCriteria": {
+                    "Requirement": {
+                        "CheckFunction": "AND",
+                        "Items": [{"CheckFunction": "CheckModelRule", "ModelRuleId": "Typed"}],
+                    }
+                }
+            },
+        }
+    }
+    parents = script.or_alternatives(model)
+    statuses = {
+        "Nullable": "PASS",
+        "MustBeNull": "FAIL",
+        "MustNotBeNull": "PASS",
+        "Both": "FAIL",
+        "Typed": "FAIL",
+    }
+    real, discounted = script.classify(statuses, parents)
+    assert discounted == {"MustBeNull": ["Nullable"]}
+    assert real == ["Both", "Typed"]
+    # when the OR rule itself fails, its alternatives count
+    statuses.update(Nullable="FAIL", MustNotBeNull="FAIL")
+    real, discounted = script.classify(statuses, parents)
+    assert discounted == {}
+    assert real == ["Both", "MustBeNull", "MustNotBeNull", "Nullable", "Typed"]
+
+
+def test_validator_check_without_a_validator_says_how_to_install_it(tmp_path: Path) -> None:
+    csv_path = tmp_path / "x.csv"
+    csv_path.write_text("BilledCost\n1.0\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "hack" / "focus-validator"),
+            "check",
+            str(csv_path),
+            "--validator",
+            str(tmp_path / "none"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"run hack/focus-validator install {tmp_path / 'none'}" in result.stderr
