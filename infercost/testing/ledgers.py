@@ -16,7 +16,7 @@ import datetime as dt
 import math
 import random
 
-from infercost.engine.costmodel import Hardware
+from infercost.api import Hardware
 from infercost.engine.ledger import (
     ROLE_CACHED,
     ROLE_INPUT,
@@ -37,13 +37,18 @@ __all__ = ["DATACENTER", "WORKSTATION", "simulated_ledger"]
 DATACENTER = "infra/h100-pool"
 WORKSTATION = "lab/rtx4090"
 
-_DC_ECON = Economics(
-    Hardware(gpu_count=5, purchase_price_usd=30_000.0, maintenance_percent_per_year=0.05),
+_DC_ECON = Economics.of(
+    Hardware(
+        gpu_model="H100",
+        gpu_count=5,
+        purchase_price_usd=30_000.0,
+        maintenance_percent_per_year=0.05,
+    ),
     rate_per_kwh=0.12,
     pue_factor=1.4,
 )
-_WS_ECON = Economics(
-    Hardware(gpu_count=1, purchase_price_usd=1_599.0, tdp_watts=450.0),
+_WS_ECON = Economics.of(
+    Hardware(gpu_model="H100", gpu_count=1, purchase_price_usd=1_599.0, tdp_watts=450.0),
     rate_per_kwh=0.30,
 )
 

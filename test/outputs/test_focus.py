@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from infercost.api import Hardware
 from infercost.collect.pricing import bundled_catalog
 from infercost.engine.catalog import Catalog, PriceEntry
-from infercost.engine.costmodel import Hardware
 from infercost.engine.ledger import (
     FIELDS,
     ROLE_CACHED,
@@ -57,8 +57,8 @@ T0 = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)
 PROFILE = "infra/h100"
 MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 # 8760 h × 3 years: $26,280 → exactly $1 per GPU-hour for one GPU
-HW = Hardware(gpu_count=1, purchase_price_usd=26_280.0, amortization_years=3.0)
-ECON = Economics(HW, rate_per_kwh=0.10, pue_factor=1.5)
+HW = Hardware(gpu_model="H100", gpu_count=1, purchase_price_usd=26_280.0, amortization_years=3.0)
+ECON = Economics.of(HW, rate_per_kwh=0.10, pue_factor=1.5)
 MJ_PER_KWH = 3.6e9
 DECIMAL_COLUMNS = (
     "BilledCost",
