@@ -10,12 +10,14 @@ from infercost.testing.simservers.fixtures import (
     sim_farm_servers,
     sim_servers,
 )
+from infercost.testing.threadguard import no_leaked_threads
 
 __all__ = [
     "kube",
     "kubesim",
     "kubesim_session",
     "loopback_pool",
+    "no_leaked_threads",
     "sim_clock",
     "sim_farm_servers",
     "sim_servers",

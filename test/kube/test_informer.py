@@ -373,6 +373,9 @@ def test_cache_converges_and_every_change_reaches_a_reconcile(shared_sim: KubeSi
         inf.stop()
         ctl.join(5)
         inf.join(5)
+        # The emulator outlives this example: close the connections that keep its handler
+        # threads alive.
+        rest.api_client.close()
 
 
 def test_backoff_numbers() -> None:

@@ -17,14 +17,12 @@ from typing import Any
 
 import yaml
 
-from . import publishing
 from .apiserver import ApiServer, utc_now
 from .faults import Faults, RequestLog, RequestRecord
+from .publishing import Documents
 from .resources import Registry, ResourceDef
-from .serving import SimHTTPServer
+from .serving import SERVER_VERSION, Backend, SimHTTPServer
 from .store import Store
-
-publishing.register()
 
 # Namespaces every cluster has.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -89,7 +87,7 @@ class KubeSim:
         self.api = ApiServer(
             self.registry, self.store, self.faults, bookmark_interval, now=clock or utc_now
         )
-        self.documents = publishing.Documents()
+        self.documents = Documents(self.registry, SERVER_VERSION["gitVersion"])
         self._kubeconfig_path = Path(kubeconfig_path) if kubeconfig_path else None
         self._extra_namespaces = list(namespaces)
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
@@ -106,12 +104,19 @@ class KubeSim:
     def start(self) -> KubeSim:
         if self._server is not None:
             return self
-        self._server = SimHTTPServer((self.host, self.port), self)
+        backend = Backend(
+            api=self.api,
+            registry=self.registry,
+            faults=self.faults,
+            request_log=self.request_log,
+            documents=self.documents.routes(),
+        )
+        self._server = SimHTTPServer((self.host, self.port), backend)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"kubesim-{self.port}",
+            name=self.thread_name,
             daemon=True,
         )
         self._thread.start()
@@ -140,6 +145,11 @@ class KubeSim:
         self.stop()
 
     # Connection details -----------------------------------------------------------------------
+
+    @property
+    def thread_name(self) -> str:
+        """The serving thread's name; the connection threads are named ``<thread_name>-conn``."""
+        return f"kubesim-{self.port}"
 
     @property
     def address(self) -> str:
