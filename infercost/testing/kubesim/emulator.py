@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,8 @@ class KubeSim:
 
     ``with KubeSim(crd_dirs=[...]) as sim:`` starts it; ``sim.url``, ``sim.kubeconfig`` and
     ``sim.api_client()`` connect to it; ``sim.faults`` breaks it; ``sim.requests()`` shows what
-    clients sent.
+    clients sent. ``clock`` gives the wall time of timestamps; ``monotonic`` the clock of
+    watch timeouts and bookmarks (a test may drive both).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class KubeSim:
         bookmark_interval: float = 5.0,
         namespaces: Iterable[str] = (),
         clock: Callable[[], dt.datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if bookmark_interval <= 0:
             raise ValueError(f"bookmark_interval must be positive, got {bookmark_interval!r}")
@@ -83,6 +86,7 @@ class KubeSim:
         self.registry = Registry()
         self.store = Store(history=watch_history)
         self.request_log = RequestLog()
+        self.monotonic = monotonic
         self.faults = Faults(self._drop_watches, self._expire)
         self.api = ApiServer(
             self.registry, self.store, self.faults, bookmark_interval, now=clock or utc_now
@@ -110,6 +114,7 @@ class KubeSim:
             faults=self.faults,
             request_log=self.request_log,
             documents=self.documents.routes(),
+            monotonic=self.monotonic,
         )
         self._server = SimHTTPServer((self.host, self.port), backend)
         self.port = self._server.server_address[1]

@@ -62,6 +62,8 @@ class Backend:
     request_log: RequestLog
     documents: Mapping[str, DocumentFn] = attrs.field(factory=dict)
     """Extra GET documents by path prefix."""
+    monotonic: Callable[[], float] = time.monotonic
+    """The clock of watch deadlines (``timeoutSeconds``) and bookmarks."""
 
     def document_for(self, path: str) -> DocumentFn | None:
         for prefix, fn in self.documents.items():
@@ -527,7 +529,7 @@ class Handler(BaseHTTPRequestHandler):
 
         try:
             try:
-                for line in stream.lines(time.monotonic, self._client_gone):
+                for line in stream.lines(self.server.backend.monotonic, self._client_gone):
                     chunk(line)
             except ApiError as exc:
                 # Headers are gone already: report the failure in the stream, as the apiserver
