@@ -279,9 +279,10 @@ def test_concurrent_watches_each_receive_every_event_in_order(
     def consume(i: int) -> None:
         with requests.get(
             f"{sim.url}/api/v1/namespaces/default/configmaps",
-            params={"watch": "true", "resourceVersion": start, "timeoutSeconds": "20"},
+            # Each consumer returns at the DELETED event; the timeout only bounds a failure.
+            params={"watch": "true", "resourceVersion": start, "timeoutSeconds": "300"},
             stream=True,
-            timeout=30,
+            timeout=300,
         ) as resp:
             connected.wait()
             for line in resp.iter_lines():
@@ -301,7 +302,7 @@ def test_concurrent_watches_each_receive_every_event_in_order(
         core.patch_namespaced_config_map("c", "default", {"data": {"i": str(i)}})
     core.delete_namespaced_config_map("c", "default")
     for t in threads:
-        t.join(30)
+        t.join(300)
     expected = results[0]
     assert len(expected) == writes
     assert expected == sorted(expected)
