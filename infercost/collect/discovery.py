@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from infercost.api.names import is_label_key, is_label_value
 from infercost.collect.backends import AUTO, BACKEND_NAMES, BACKENDS
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.scraping import ScrapeTarget
@@ -357,12 +358,6 @@ class Requirement:
         return self.key not in labels
 
 
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-
-
 @attrs.frozen
 class LabelSelector:
     """An equality-based Kubernetes label selector (``a=b,c!=d,e,!f``); all must hold."""
@@ -387,9 +382,9 @@ class LabelSelector:
                 key, value, op = term[1:].strip(), "", "!exists"
             else:
                 key, value, op = term, "", "exists"
-            if not _LABEL_KEY.match(key) or len(key.split("/")[-1]) > 63:
+            if not is_label_key(key):
                 raise ValueError(f"label selector {text!r}: {key!r} is not a label key")
-            if not _LABEL_VALUE.match(value) or len(value) > 63:
+            if not is_label_value(value):
                 raise ValueError(f"label selector {text!r}: {value!r} is not a label value")
             reqs.append(Requirement(key, op, value))
         return cls(tuple(reqs), text)

@@ -16,6 +16,13 @@ from typing import Any
 
 import attrs
 
+from infercost.api.names import (
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_label_key,
+    is_label_value,
+)
+
 __all__ = [
     "DEFAULT_DCGM_SELECTORS",
     "FLAGS",
@@ -91,13 +98,6 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host, port
 
 
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-
-
 def parse_labels(text: str) -> dict[str, str]:
     """``key=value,key=value`` with Kubernetes label syntax checked."""
     labels: dict[str, str] = {}
@@ -109,9 +109,9 @@ def parse_labels(text: str) -> dict[str, str]:
         key, value = key.strip(), value.strip()
         if not sep or not key:
             raise ValueError(f"{item!r} is not key=value")
-        if not _LABEL_KEY.match(key) or len(key) > 316:
+        if not is_label_key(key):
             raise ValueError(f"{key!r} is not a valid label key")
-        if not _LABEL_VALUE.match(value):
+        if not is_label_value(value):
             raise ValueError(f"{value!r} (label {key}) is not a valid label value")
         labels[key] = value
     return labels
@@ -160,17 +160,14 @@ def _url(text: str) -> str:
     return text
 
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
 def _dns_name(text: str) -> str:
-    if not text or len(text) > 253 or not _NAME.match(text):
+    if not is_dns1123_subdomain(text):
         raise ValueError(f"{text!r} is not a valid Kubernetes name")
     return text
 
 
 def _dns_label(text: str) -> str:
-    if not text or len(text) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", text):
+    if not is_dns1123_label(text):
         raise ValueError(f"{text!r} is not a valid namespace name")
     return text
 
