@@ -27,9 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         return
     from infercost.testing.kubesim import KubeSim
+    from infercost.testing.threadguard import allow_threads
 
     sim = KubeSim(namespaces=("infercost-system",)).start()
     config.stash[_SIM_KEY] = sim
+    allow_threads(config, sim.thread_name)
     config.option.k8s_provider = "external"
     config.option.k8s_kubeconfig = str(sim.kubeconfig)
 

@@ -16,9 +16,8 @@ from infercost.api.meta import (
     last_updated_field,
     observed_generation_field,
 )
+from infercost.api.names import DNS1123_LABEL, DNS1123_LABEL_HELP
 from infercost.api.schema import (
-    DNS1123_LABEL,
-    DNS1123_LABEL_HELP,
     Boolean,
     DateTime,
     Enum,

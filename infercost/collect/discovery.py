@@ -21,12 +21,12 @@ from typing import Protocol
 
 import attrs
 
+from infercost.api.labelselector import LabelSelector
 from infercost.collect import DEFAULT_DCGM_NAMESPACES, DEFAULT_DCGM_SELECTORS
 from infercost.collect.backends import AUTO, BACKEND_NAMES, BACKENDS
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.scraping import ScrapeTarget
 from infercost.engine.catalog import OPEN_WEIGHT_FAMILY_ANNOTATION
-from infercost.engine.labelselector import LabelSelector
 
 BACKEND_KEY = "infercost.ai/backend"
 SCRAPE_KEY = "infercost.ai/scrape"

@@ -18,6 +18,11 @@ from typing import Any
 
 import attrs
 
+from infercost.api.names import (
+    is_dns1123_label,
+    is_dns1123_subdomain,
+)
+
 # Only light imports at module level: ``infercost validate`` builds the same argument parser.
 from infercost.collect import DEFAULT_DCGM_NAMESPACES, DEFAULT_DCGM_SELECTORS
 from infercost.outputs.rules import parse_rule_labels
@@ -140,23 +145,20 @@ def _dcgm_url(text: str) -> str:
 
 
 def _label_selector(text: str) -> str:
-    from infercost.engine.labelselector import LabelSelector
+    from infercost.api.labelselector import LabelSelector
 
     LabelSelector.parse(text)
     return text
 
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
 def _dns_name(text: str) -> str:
-    if not text or len(text) > 253 or not _NAME.match(text):
+    if not is_dns1123_subdomain(text):
         raise ValueError(f"{text!r} is not a valid Kubernetes name")
     return text
 
 
 def _dns_label(text: str) -> str:
-    if not text or len(text) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", text):
+    if not is_dns1123_label(text):
         raise ValueError(f"{text!r} is not a valid namespace name")
     return text
 

@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from infercost.controllers.operator import OperatorContext
+    from infercost.controllers.context import OperatorContext
 
 log = structlog.get_logger("infercost.controllers.costprofile")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from infercost.api import API_VERSION as INFERCOST_API_VERSION
 from infercost.api import TOKENBUDGET, TokenBudget
-from infercost.api.schema import LABEL_VALUE, LABEL_VALUE_HELP, label_key_problem
+from infercost.api.names import LABEL_VALUE, LABEL_VALUE_HELP, label_key_problem
 from infercost.outputs.budgetmetrics import LIMIT_USD, PROJECTED_SPEND_USD, USED_RATIO
 
 __all__ = [

@@ -11,6 +11,7 @@ from infercost.testing.simservers.fixtures import (
     sim_farm_servers,
     sim_servers,
 )
+from infercost.testing.threadguard import no_leaked_threads
 
 __all__ = [
     "fake_clock",
@@ -19,6 +20,7 @@ __all__ = [
     "kubesim_session",
     "leader",
     "loopback_pool",
+    "no_leaked_threads",
     "scenario",
     "scenario_sim",
     "sim_clock",

@@ -211,7 +211,7 @@ def test_owner_names() -> None:
     assert model_fallback(make_pod("lonely-pod")) == "lonely-pod"
 
 
-def test_target_carries_what_the_ledger_needs() -> None:
+def test_target_carries_pod_identity_node_container_and_restarts() -> None:
     pod = make_pod(
         "chat-6f9c7d8b5-x2kqp",
         namespace="team-a",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -107,37 +106,44 @@ def test_timeout_covers_a_server_that_never_answers(serve) -> None:  # type: ign
     server = serve()
     server.fault = Fault("slow", delay_seconds=5.0)
     with Scraper(timeout_seconds=0.5) as scraper:
-        started = time.monotonic()
         [result] = scraper.scrape([target(server)])
-        elapsed = time.monotonic() - started
+    # The server would answer after 5 s; a timeout means the scraper gave up first.
     assert result.error is not None and result.error.reason == errors.TIMEOUT
     assert "within 0.5s" in str(result.error)
-    assert elapsed < 2.0
 
 
 def test_timeout_covers_the_whole_body_of_a_server_that_drips(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(PAGE * 50)
     server.fault = Fault("slow", delay_seconds=0.1, drip_bytes=64)
     with Scraper(timeout_seconds=0.6) as scraper:
-        started = time.monotonic()
         [result] = scraper.scrape([target(server)])
-        elapsed = time.monotonic() - started
+    # Every piece arrives within 0.1 s, so only a deadline over the whole body can expire.
     assert result.error is not None and result.error.reason == errors.TIMEOUT
-    assert elapsed < 2.0
 
 
 def test_one_slow_target_does_not_delay_the_others(serve) -> None:  # type: ignore[no-untyped-def]
     slow = serve()
-    slow.fault = Fault("slow", delay_seconds=10.0)
+    slow.fault = Fault("slow", delay_seconds=600.0)  # answers only when stopped
     fast = [serve() for _ in range(6)]
     targets = [target(slow, "slow"), *(target(s, f"fast{i}") for i, s in enumerate(fast))]
-    with Scraper(concurrency=3, timeout_seconds=3.0) as scraper:
-        results = scraper.scrape(targets)
+    results: list = []  # type: ignore[type-arg]
+    with Scraper(concurrency=3, timeout_seconds=600.0) as scraper:
+        scraping = threading.Thread(target=lambda: results.extend(scraper.scrape(targets)))
+        scraping.start()
+        try:
+            # A finished fetch leaves its keep-alive connection idle: every fast target is
+            # done while the slow one still holds its slot.
+            eventually(
+                lambda: all(scraper.idle_connections(s.host, s.port) == 1 for s in fast),
+                what="every fast target scraped",
+            )
+            assert not results
+        finally:
+            slow.stop()
+            scraping.join(30)
     assert [r.target.key for r in results] == [t.key for t in targets]
-    assert results[0].error is not None and results[0].error.reason == errors.TIMEOUT
+    assert results[0].error is not None
     assert all(r.ok for r in results[1:])
-    # each fast target answers in far less than the slow one's timeout
-    assert max(r.duration_seconds for r in results[1:]) < 1.5
 
 
 @pytest.mark.parametrize("code", [500, 503, 404])

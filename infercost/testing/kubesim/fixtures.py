@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ..threadguard import allow_threads
 from .emulator import KubeSim
 
 SHIPPED_CRDS = Path(__file__).resolve().parent.parent / "crds"
@@ -63,9 +64,13 @@ def kubesim() -> Iterator[KubeSim]:
 
 
 @pytest.fixture(scope="session")
-def kubesim_session() -> Iterator[KubeSim]:
-    """One emulator shared by a whole test session (tests must not assume an empty cluster)."""
+def kubesim_session(pytestconfig: pytest.Config) -> Iterator[KubeSim]:
+    """One emulator shared by a whole test session (tests must not assume an empty cluster).
+
+    Its threads outlive each test on purpose, so the thread-leak guard lets them be.
+    """
     sim = _start()
+    allow_threads(pytestconfig, sim.thread_name)
     try:
         yield sim
     finally:

@@ -23,10 +23,11 @@ nothing at all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 
 import attrs
+
+from infercost.api import names
 
 __all__ = [
     "LabelSelector",
@@ -36,13 +37,6 @@ __all__ = [
     "label_value_problem",
 ]
 
-MAX_PREFIX_LENGTH = 253
-MAX_NAME_LENGTH = 63
-MAX_VALUE_LENGTH = 63
-
-_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # apimachinery's lexer: these characters end an identifier and are tokens of their own
 _SPECIAL = "=!(),<>"
 
@@ -60,31 +54,15 @@ class SelectorError(ValueError):
 
 def label_key_problem(key: str) -> str | None:
     """Why ``key`` is not a valid label key, or ``None`` when it is."""
-    prefix, slash, name = key.rpartition("/")
-    if slash:
-        if not prefix:
-            return f"label key {key!r}: the prefix before '/' is empty"
-        if len(prefix) > MAX_PREFIX_LENGTH or not _SUBDOMAIN.match(prefix):
-            return (
-                f"label key {key!r}: the prefix must be a DNS subdomain (lowercase letters, "
-                f"digits, '-' and '.', at most {MAX_PREFIX_LENGTH} characters)"
-            )
-    if not name or len(name) > MAX_NAME_LENGTH or not _NAME.match(name):
-        return (
-            f"label key {key!r}: the name must be 1 to {MAX_NAME_LENGTH} letters, digits, '-', "
-            "'_' or '.', beginning and ending with a letter or digit"
-        )
-    return None
+    problem = names.label_key_problem(key)
+    return None if problem is None else f"label key {key!r}: {problem}"
 
 
 def label_value_problem(value: str) -> str | None:
     """Why ``value`` is not a valid label value, or ``None`` when it is."""
-    if len(value) > MAX_VALUE_LENGTH or not _VALUE.match(value):
-        return (
-            f"label value {value!r}: at most {MAX_VALUE_LENGTH} letters, digits, '-', '_' or "
-            "'.', beginning and ending with a letter or digit"
-        )
-    return None
+    if names.is_label_value(value):
+        return None
+    return f"label value {value!r}: {names.LABEL_VALUE_HELP}"
 
 
 @attrs.frozen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infercost.engine.labelselector import (
+from infercost.api.labelselector import (
     LabelSelector,
     SelectorError,
     label_key_problem,
@@ -67,12 +67,12 @@ def test_prefixed_keys_and_empty_values() -> None:
         ("gpus > 1", "the operator '>' (on 'gpus') is not supported"),
         ("!app=x", "expected ',' or the end after the term on 'app', found '='"),
         ("=x", "expected a label key, found '='"),
-        ("Example.com/app=x", "the prefix must be a DNS subdomain"),
-        ("/app=x", "the prefix before '/' is empty"),
-        ("-app=x", "the name must be 1 to 63"),
+        ("Example.com/app=x", "must be a DNS-1123 subdomain"),
+        ("/app=x", "the prefix before '/' must not be empty"),
+        ("-app=x", "the name part must be 1 to 63"),
         ("app=-x", "label value '-x'"),
         ("app in (ok,bad!)", "found '!'"),
-        ("a" * 64 + "=x", "the name must be 1 to 63"),
+        ("a" * 64 + "=x", "the name part must be 1 to 63"),
         ("app=" + "v" * 64, "at most 63"),
     ],
 )
