@@ -18,6 +18,11 @@ import infercost
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("infercost.cli.validate", "check CostProfile/UsageReport/TokenBudget manifests"),
     "run": ("infercost.cli.run", "run the operator"),
+    "status": (
+        "infercost.cli.status",
+        "show CostProfiles, UsageReports and TokenBudgets with their figures",
+    ),
+    "compare": ("infercost.cli.compare", "show a UsageReport's cloud price comparison"),
     "version": ("", "print the version"),
 }
 

@@ -32,6 +32,7 @@ __all__ = [
     "check_access",
     "check_api",
     "check_crds",
+    "kubeconfig_namespace",
     "load_api_client",
 ]
 
@@ -45,6 +46,24 @@ class StartupError(Exception):
         return " ".join(super().__str__().split())
 
 
+def _locate(kubeconfig: str | None, env: Mapping[str, str]) -> tuple[Path | None, str]:
+    """Where the configuration comes from: ``(file, how it was found)``, or ``(None,
+    "in-cluster")`` for the service account. The order is kubectl's and client-go's."""
+    if kubeconfig:
+        return Path(kubeconfig), "--kubeconfig"
+    if env.get("KUBERNETES_SERVICE_HOST") and (_SERVICE_ACCOUNT / "token").exists():
+        return None, "in-cluster"
+    if env.get("KUBECONFIG"):
+        return Path(env["KUBECONFIG"].split(os.pathsep)[0]), "$KUBECONFIG"
+    default = Path(env.get("HOME", str(Path.home()))) / ".kube" / "config"
+    if default.exists():
+        return default, "~/.kube/config"
+    raise StartupError(
+        "no Kubernetes configuration found: not running in a cluster, $KUBECONFIG is unset "
+        "and ~/.kube/config does not exist (use --kubeconfig)"
+    )
+
+
 def load_api_client(
     kubeconfig: str | None = None,
     *,
@@ -55,32 +74,46 @@ def load_api_client(
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
-    env = os.environ if environ is None else environ
-    if kubeconfig:
-        return _from_file(Path(kubeconfig), context, "--kubeconfig")
-    if env.get("KUBERNETES_SERVICE_HOST") and (_SERVICE_ACCOUNT / "token").exists():
-        configuration = client.Configuration()
+    path, source = _locate(kubeconfig, os.environ if environ is None else environ)
+    if path is not None:
+        return _from_file(path, context, source)
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except ConfigException as exc:
+        raise StartupError(f"in-cluster configuration is unusable: {exc}") from exc
+    return client.ApiClient(configuration)
+
+
+def kubeconfig_namespace(
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The namespace kubectl uses when given no ``-n``: the context's ``namespace``, in a
+    pod its service account's namespace, else ``default``."""
+    path, source = _locate(kubeconfig, os.environ if environ is None else environ)
+    if path is None:
         try:
-            config.load_incluster_config(client_configuration=configuration)
-        except ConfigException as exc:
-            raise StartupError(f"in-cluster configuration is unusable: {exc}") from exc
-        return client.ApiClient(configuration)
-    if env.get("KUBECONFIG"):
-        first = env["KUBECONFIG"].split(os.pathsep)[0]
-        return _from_file(Path(first), context, "$KUBECONFIG")
-    default = Path(env.get("HOME", str(Path.home()))) / ".kube" / "config"
-    if default.exists():
-        return _from_file(default, context, "~/.kube/config")
-    raise StartupError(
-        "no Kubernetes configuration found: not running in a cluster, $KUBECONFIG is unset "
-        "and ~/.kube/config does not exist (use --kubeconfig)"
-    )
+            return (_SERVICE_ACCOUNT / "namespace").read_text().strip() or "default"
+        except OSError:
+            return "default"
+    loaded = _read_kubeconfig(path, source)
+    name = context or loaded.get("current-context") or ""
+    contexts = [c for c in loaded.get("contexts") or () if isinstance(c, dict)]
+    for entry in contexts:
+        if entry.get("name") == name:
+            namespace = (entry.get("context") or {}).get("namespace")
+            return str(namespace) if namespace else "default"
+    if context:
+        known = ", ".join(str(c.get("name")) for c in contexts) or "none"
+        raise StartupError(f"kubeconfig {path} has no context {context!r} (contexts: {known})")
+    return "default"
 
 
-def _from_file(path: Path, context: str | None, source: str) -> Any:
+def _read_kubeconfig(path: Path, source: str) -> dict[str, Any]:
     import yaml
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
 
     if not path.exists():
         raise StartupError(f"kubeconfig {path} (from {source}) does not exist")
@@ -95,6 +128,14 @@ def _from_file(path: Path, context: str | None, source: str) -> Any:
         raise StartupError(f"kubeconfig {path} is not readable YAML: {problem}{where}") from exc
     if not isinstance(loaded, dict) or not loaded.get("clusters"):
         raise StartupError(f"kubeconfig {path} defines no clusters")
+    return loaded
+
+
+def _from_file(path: Path, context: str | None, source: str) -> Any:
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    _read_kubeconfig(path, source)
     configuration = client.Configuration()
     try:
         config.load_kube_config(
