@@ -39,7 +39,8 @@ def _number(value: Any) -> float | None:
 
 
 def format_usd(value: Any, *, signed: bool = False) -> str:
-    """``$1,234.56``; below one dollar four significant digits (``$0.01234``); ``-`` if absent.
+    """``$1,234.56``; below one dollar up to four significant digits and at least cents
+    (``$0.40``, ``$0.01234``); ``-`` if absent.
 
     ``signed`` writes a ``+`` before positive amounts (savings)."""
     number = _number(value)
@@ -51,8 +52,12 @@ def format_usd(value: Any, *, signed: bool = False) -> str:
         text = "0.00"
     elif magnitude >= 1:
         text = f"{magnitude:,.2f}"
+    elif magnitude >= 1e-4:
+        text = f"{magnitude:.4g}"
+        decimals = len(text.partition(".")[2])
+        text = f"{magnitude:.{max(2, decimals)}f}"
     else:
-        text = f"{magnitude:.4g}" if magnitude >= 1e-4 else f"{magnitude:.2e}"
+        text = f"{magnitude:.2e}"
     return f"{sign}${text}"
 
 
