@@ -157,6 +157,7 @@ def render_plain(tables: Sequence[Table]) -> str:
 
 def render_rich(tables: Sequence[Table], header: Sequence[str] = ()) -> Any:
     """The same tables as one ``rich`` renderable (imported only here)."""
+    from rich import box
     from rich.console import Group
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -166,7 +167,13 @@ def render_rich(tables: Sequence[Table], header: Sequence[str] = ()) -> Any:
         if not table.rows:
             parts.append(Text(f"{table.title}: {table.empty}", style="bold"))
         else:
-            rich_table = RichTable(title=table.title, title_justify="left", title_style="bold")
+            rich_table = RichTable(
+                title=table.title,
+                title_justify="left",
+                title_style="bold",
+                box=box.SIMPLE_HEAD,
+                pad_edge=False,
+            )
             for name in table.columns:
                 rich_table.add_column(name, justify="right" if name in table.right else "left")
             for row in table.rows:
