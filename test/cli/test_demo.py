@@ -236,42 +236,68 @@ def _listening(pids: list[int]) -> set[tuple[str, int]]:
     return found
 
 
+class DemoProcess:
+    """``infercost demo`` in its own process group, as a terminal starts it."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INFERCOST_")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "infercost", "demo", "--output", "json", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+        self.seen: list[str] = []
+        self.listening: set[tuple[str, int]] = set()
+
+    def wait_ready(self) -> None:
+        """Read the view until the operator is ready; record where the group listens."""
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.seen.append(line)
+            if line.startswith("Operator ready"):
+                break
+        else:
+            pytest.fail("the demo ended before the operator was ready:\n" + "".join(self.seen))
+        self.listening = _listening(_group_pids(self.proc.pid))
+
+    def finish(self) -> tuple[dict[str, Any], str]:
+        out, err = self.proc.communicate(timeout=300)
+        assert self.proc.returncode == 0, "".join(self.seen) + err
+        return json.loads(out), err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def assert_nothing_left(self) -> None:
+        assert len(self.listening) >= 1 + 4 + 6 + 2  # API, exporters, servers, operator
+        assert _group_pids(self.proc.pid) == []
+        for host, port in sorted(self.listening):
+            with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+                s.settimeout(5)
+                s.connect((host, port))
+
+
 @pytest.mark.slow
 def test_demo_runs_for_its_duration_prints_the_crs_and_leaves_nothing_behind(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERCOST_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "infercost", "demo", "--duration", "20s", "--output", "json"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        start_new_session=True,  # its own process group, as a terminal would start it
-    )
+    demo = DemoProcess(tmp_path, "--duration", "20s")
     try:
-        seen = []
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line)
-            if line.startswith("Operator ready"):
-                break
-        else:
-            pytest.fail("the demo ended before the operator was ready:\n" + "".join(seen))
-        listening = _listening(_group_pids(proc.pid))
-        out, err = proc.communicate(timeout=300)
+        demo.wait_ready()
+        document, _ = demo.finish()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, "".join(seen) + err
-    assert "kubectl --kubeconfig " in "".join(seen)
+        demo.kill()
+    assert "kubectl --kubeconfig " in "".join(demo.seen)
 
     # the final CRs: costs and tokens in every report
-    document = json.loads(out)
     assert document["kind"] == "List"
     reports = [o for o in document["items"] if o["kind"] == "UsageReport"]
     assert len(reports) == 4
@@ -283,9 +309,27 @@ def test_demo_runs_for_its_duration_prints_the_crs_and_leaves_nothing_behind(
     assert all(p["status"]["powerSource"] == "DCGM" for p in profiles)
 
     # nothing left: no process of its group, nothing listening where it listened
-    assert len(listening) >= 1 + 4 + 6 + 2  # API, exporters, servers, operator probes/metrics
-    assert _group_pids(proc.pid) == []
-    for host, port in sorted(listening):
-        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
-            s.settimeout(5)
-            s.connect((host, port))
+    demo.assert_nothing_left()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("how", "shown"),
+    [("sigterm", "Stopping (SIGTERM)"), ("ctrl-c", "Stopping (SIGINT)")],
+)
+def test_a_signal_stops_the_demo_and_everything_it_started(
+    tmp_path: Path, how: str, shown: str
+) -> None:
+    demo = DemoProcess(tmp_path)  # no --duration: runs until told to stop
+    try:
+        demo.wait_ready()
+        if how == "sigterm":
+            demo.proc.send_signal(signal.SIGTERM)
+        else:  # a terminal's Ctrl-C reaches the whole foreground process group
+            os.killpg(demo.proc.pid, signal.SIGINT)
+        document, err = demo.finish()
+    finally:
+        demo.kill()
+    assert shown in err
+    assert {o["kind"] for o in document["items"]} == {"CostProfile", "UsageReport", "TokenBudget"}
+    demo.assert_nothing_left()
