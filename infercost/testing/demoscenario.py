@@ -3,12 +3,12 @@ wants a lively cluster in one call).
 
 A scenario (YAML, format in docs/demo.md; the default is the package file ``demo.yaml``) lists
 GPU nodes, pods on them with their backend, GPUs, power draw and token rates, and the
-CostProfiles, UsageReports and TokenBudgets to create. :class:`SimulatedCluster` turns it into
-running pieces: the Kubernetes API emulator with InferCost's CRDs, one simulated DCGM exporter
-per node (trusted namespace ``gpu-operator``), one simulated inference server per inference pod
-on its own loopback address, and the Pod, Node and CR objects pointing at them. Traffic and
-energy advance with the clock given (real time by default), so an operator scraping them sees
-numbers move.
+CostProfiles, UsageReports and TokenBudgets to create. :class:`SimulatedCluster` builds it with
+the scenario harness (:mod:`infercost.testing.scenario`) on a fresh Kubernetes API emulator with
+InferCost's CRDs: one simulated DCGM exporter per node (trusted namespace ``gpu-operator``), one
+simulated inference server per inference pod on its own loopback address, all served from one
+event loop, and the Pod, Node and CR objects pointing at them. Traffic and energy advance with
+the clock given (real time by default), so an operator scraping them sees numbers move.
 
 Parsing checks everything before anything starts and raises :class:`ScenarioError` naming the
 field (``pods[2].gpus: ...``). Nothing here starts the operator.
@@ -20,6 +20,7 @@ import datetime as dt
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -30,11 +31,11 @@ import yaml
 
 from infercost.api import GROUP, KINDS, ValidationError, parse_resource
 from infercost.controllers.operator import CUSTOM_RESOURCES
-from infercost.kube.rest import NODES, PODS, RestClient
 from infercost.testing.kubesim import KubeSim
 from infercost.testing.kubesim.fixtures import default_crd_dirs
+from infercost.testing.scenario import Scenario, make_pod
 from infercost.testing.simservers.farm import ServerFarm
-from infercost.testing.simservers.objects import make_dcgm_exporter_pod, make_node, make_pod
+from infercost.testing.simservers.pages import GpuState
 from infercost.testing.simservers.servers import (
     DEFAULT_PORTS,
     LoopbackPool,
@@ -49,8 +50,8 @@ __all__ = [
     "ModelTraffic",
     "NodeSpec",
     "PodSpec",
-    "Scenario",
     "ScenarioError",
+    "ScenarioSpec",
     "SimulatedCluster",
     "load_scenario",
     "parse_scenario",
@@ -111,7 +112,7 @@ class PodSpec:
 
 
 @attrs.frozen
-class Scenario:
+class ScenarioSpec:
     nodes: tuple[NodeSpec, ...]
     pods: tuple[PodSpec, ...]
     objects: tuple[Mapping[str, Any], ...] = ()
@@ -325,7 +326,7 @@ def _object(raw: Any, where: str) -> dict[str, Any]:
     return obj
 
 
-def parse_scenario(document: Any, *, origin: str = "scenario") -> Scenario:
+def parse_scenario(document: Any, *, origin: str = "scenario") -> ScenarioSpec:
     """Validate a parsed scenario document (errors are prefixed with ``origin``)."""
     try:
         f = _Fields(document, "", ("nodes", "pods", "objects", "namespaces"))
@@ -344,7 +345,7 @@ def parse_scenario(document: Any, *, origin: str = "scenario") -> Scenario:
         )
     except ScenarioError as exc:
         raise ScenarioError(f"{origin}: {exc}") from None
-    return Scenario(nodes, pods, objects, namespaces, origin)
+    return ScenarioSpec(nodes, pods, objects, namespaces, origin)
 
 
 def _check_unique(what: str, names: list[str]) -> None:
@@ -372,7 +373,7 @@ def _check_placement(nodes: Sequence[NodeSpec], pods: Sequence[PodSpec]) -> None
             )
 
 
-def load_scenario(path: str | os.PathLike[str] | None = None) -> Scenario:
+def load_scenario(path: str | os.PathLike[str] | None = None) -> ScenarioSpec:
     """The scenario in ``path`` (YAML), or the default one shipped with InferCost."""
     if path is None:
         text = resources.files("infercost.testing").joinpath(DEFAULT_SCENARIO).read_text("utf-8")
@@ -405,16 +406,69 @@ def _wobble(watts: float, phase: float) -> Callable[[float], float]:
     return curve
 
 
+class _FarmServers:
+    """The harness's :class:`~infercost.testing.scenario.ServerFactory` on one event loop
+    (:class:`ServerFarm`), each server on its own loopback address."""
+
+    def __init__(self, pool: LoopbackPool) -> None:
+        self.pool = pool
+        self.farm = ServerFarm()
+        self.started: list[SimInferenceServer | SimDcgmExporter] = []
+
+    def inference(self, backend: str, **options: Any) -> SimInferenceServer:
+        holder: list[SimInferenceServer] = []
+
+        def make(ip: str) -> Any:
+            holder.append(SimInferenceServer(backend, ip, http_factory=self.farm.add, **options))
+            return holder[-1].http
+
+        bind(self.pool, make)
+        self.started.append(holder[-1])
+        return holder[-1]
+
+    def dcgm(self, **options: Any) -> SimDcgmExporter:
+        holder: list[SimDcgmExporter] = []
+
+        def make(ip: str) -> Any:
+            holder.append(SimDcgmExporter(ip, http_factory=self.farm.add, **options))
+            return holder[-1].http
+
+        bind(self.pool, make)
+        self.started.append(holder[-1])
+        return holder[-1]
+
+    def close(self) -> None:
+        self.farm.close()
+        for server in self.started:
+            self.pool.release(server.host)
+        self.started.clear()
+
+
+def _gpus(node: NodeSpec) -> list[GpuState]:
+    """The node's GPUs as its exporter reports them (stable UUIDs, the scenario's model)."""
+    return [
+        GpuState(
+            index=i,
+            uuid=f"GPU-{uuid.uuid5(uuid.NAMESPACE_URL, f'infercost-demo/{node.name}/{i}')}",
+            model_name=node.gpu_model,
+            energy_mj=1_000_000_000 + i * 12_345_678,
+        )
+        for i in range(node.gpus)
+    ]
+
+
 class SimulatedCluster:
-    """The running form of a :class:`Scenario`: emulator, simulated servers, objects.
+    """The running form of a :class:`ScenarioSpec`, built with the scenario harness
+    (:class:`infercost.testing.scenario.Scenario`): emulator, simulated servers, objects.
 
     ``start()`` brings everything up (and stops what it started if a step fails); ``stop()``
-    closes every listening socket. ``addresses`` lists what listens while it runs.
+    closes every listening socket. ``harness`` gives the ground truth (``harness.truth()``)
+    and the pods' servers; ``addresses`` lists what listens while it runs.
     """
 
     def __init__(
         self,
-        scenario: Scenario,
+        spec: ScenarioSpec,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -422,18 +476,18 @@ class SimulatedCluster:
         clock: Callable[[], float] = time.time,
         pool: LoopbackPool | None = None,
     ) -> None:
-        self.scenario = scenario
+        self.spec = spec
         self.clock = clock
         self.sim = KubeSim(
             crd_dirs=default_crd_dirs(),
             host=host,
             port=port,
             kubeconfig_path=kubeconfig_path,
-            namespaces=scenario.all_namespaces(),
+            namespaces=spec.all_namespaces(),
         )
         self._pool = pool or LoopbackPool()
-        self._farm: ServerFarm | None = None
-        self.servers: dict[str, SimInferenceServer] = {}  # "namespace/name" -> server
+        self._servers: _FarmServers | None = None
+        self.harness: Scenario | None = None
         self.exporters: dict[str, SimDcgmExporter] = {}  # node -> exporter
 
     @property
@@ -448,34 +502,32 @@ class SimulatedCluster:
     def addresses(self) -> list[tuple[str, int]]:
         """Every ``(host, port)`` this cluster listens on."""
         found = [(self.sim.host, self.sim.port)]
-        found.extend((s.host, s.port) for s in [*self.exporters.values(), *self.servers.values()])
+        if self._servers is not None:
+            found.extend((s.host, s.port) for s in self._servers.started)
         return found
 
     def start(self) -> Self:
         self.sim.start()
         try:
-            self._farm = ServerFarm()
-            rest = RestClient(self.sim.api_client())
-            now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-            stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-            for node in self.scenario.nodes:
-                self._start_node(rest, node)
-            for index, pod in enumerate(self.scenario.pods):
-                self._start_pod(rest, pod, index, stamp)
-            for obj in self.scenario.objects:
-                kind = str(obj["kind"])
-                rest.create(CUSTOM_RESOURCES[kind], obj, str(obj["metadata"]["namespace"]))
+            self._servers = _FarmServers(self._pool)
+            harness = Scenario.on_emulator(self.sim, self._servers, clock=self.clock)
+            self.harness = harness
+            stamp = dt.datetime.fromtimestamp(self.clock(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for node in self.spec.nodes:
+                self._start_node(harness, node)
+            for index, pod in enumerate(self.spec.pods):
+                self._start_pod(harness, pod, index, stamp)
+            for obj in self.spec.objects:
+                harness.create(CUSTOM_RESOURCES[str(obj["kind"])], obj)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        if self._farm is not None:
-            self._farm.close()
-            self._farm = None
-        for server in [*self.servers.values(), *self.exporters.values()]:
-            self._pool.release(server.host)
+        if self._servers is not None:
+            self._servers.close()
+            self._servers = None
         self.sim.stop()
 
     def __enter__(self) -> Self:
@@ -484,90 +536,57 @@ class SimulatedCluster:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def _start_node(self, rest: RestClient, node: NodeSpec) -> None:
-        rest.create(NODES, make_node(node.name, gpus=node.gpus, labels=dict(node.labels)))
+    def _start_node(self, harness: Scenario, node: NodeSpec) -> None:
+        harness.node(node.name, gpus=node.gpus, labels=dict(node.labels))
         if not node.dcgm:
             return
-        assert self._farm is not None
-        farm = self._farm
-        holder: list[SimDcgmExporter] = []
-
-        def make(ip: str) -> Any:
-            exporter = SimDcgmExporter(
-                ip,
-                gpus=node.gpus,
-                node=node.name,
-                clock=self.clock,
-                model_name=node.gpu_model,
-                http_factory=farm.add,
-            )
-            holder.append(exporter)
-            return exporter.http
-
-        bind(self._pool, make)
-        exporter = holder[-1]
+        exporter = harness.exporter(node.name, gpus=_gpus(node), watts=None)
         for gpu in range(node.gpus):
             exporter.set_power(gpu, _wobble(node.gpu_watts, phase=gpu))
         self.exporters[node.name] = exporter
-        _create_pod(rest, make_dcgm_exporter_pod(node.name, exporter.host))
 
-    def _start_pod(self, rest: RestClient, pod: PodSpec, index: int, stamp: str) -> None:
-        annotations = dict(pod.annotations)
-        ip = None
-        if pod.backend is not None:
-            assert self._farm is not None
-            farm = self._farm
-            annotations.setdefault("infercost.ai/backend", pod.backend)
+    def _start_pod(self, harness: Scenario, pod: PodSpec, index: int, stamp: str) -> None:
+        labels = {"app.kubernetes.io/name": pod.name.rsplit("-", 1)[0], **pod.labels}
+        if pod.backend is None:
+            harness.pod(
+                make_pod(
+                    pod.name,
+                    namespace=pod.namespace,
+                    ip=None,
+                    node=pod.node,
+                    labels=labels,
+                    annotations=dict(pod.annotations),
+                    gpus=pod.gpus,
+                    start_time=stamp,
+                    creation_timestamp=stamp,
+                )
+            )
+        else:
+            annotations = dict(pod.annotations)
             if pod.backend in SINGLE_MODEL_BACKENDS:
                 annotations.setdefault("infercost.ai/model", pod.models[0].name)
-            holder: list[SimInferenceServer] = []
-
-            def make(ip: str, backend: str = pod.backend) -> Any:
-                server = SimInferenceServer(
-                    backend,
-                    ip,
-                    models=[m.name for m in pod.models],
-                    clock=self.clock,
-                    http_factory=farm.add,
-                )
-                holder.append(server)
-                return server.http
-
-            bind(self._pool, make)
-            server = holder[-1]
+            served = harness.inference(
+                pod.name,
+                node=pod.node,
+                namespace=pod.namespace,
+                backend=pod.backend,
+                models=[m.name for m in pod.models],
+                gpus=pod.gpus,
+                annotations=annotations,
+                labels=labels,
+                start_time=stamp,
+                creation_timestamp=stamp,
+            )
             for model in pod.models:
-                server.set_rate(
+                served.server.set_rate(
                     model.input_per_second,
                     model.output_per_second,
                     cached_per_second=model.cached_input_per_second,
                     model=model.name,
                 )
-            self.servers[f"{pod.namespace}/{pod.name}"] = server
-            ip = server.host
         exporter = self.exporters.get(pod.node)
         if exporter is not None and pod.gpus:
             free = [g.index for g in exporter.gpus if not g.pod]
             for gpu in free[: pod.gpus]:
                 exporter.assign(gpu, pod.namespace, pod.name)
                 exporter.set_power(gpu, _wobble(pod.watts, phase=index + gpu))
-        _create_pod(
-            rest,
-            make_pod(
-                pod.name,
-                namespace=pod.namespace,
-                ip=ip,
-                node=pod.node,
-                labels={"app.kubernetes.io/name": pod.name.rsplit("-", 1)[0], **pod.labels},
-                annotations=annotations,
-                gpus=pod.gpus,
-                start_time=stamp,
-                creation_timestamp=stamp,
-            ),
-        )
-
-
-def _create_pod(rest: RestClient, pod: dict[str, Any]) -> None:
-    """Create a Pod and set its status as a kubelet would (the API resets it on create)."""
-    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-    rest.create(PODS, pod, namespace)
-    rest.merge_patch(PODS, name, {"status": pod["status"]}, namespace, "status")

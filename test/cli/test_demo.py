@@ -157,20 +157,20 @@ def test_the_ledger_books_the_simulated_cluster_as_the_scenario_says() -> None:
         with LedgerRig(rest, clock, scrape_interval=30.0) as rig:
             rig.wait_cached(pods=len(pods), profiles=3)
             rig.sampler.sample_once()  # coverage starts: watermarks only
-            before = {key: s.truth() for key, s in cluster.servers.items()}
+            assert cluster.harness is not None
+            before = cluster.harness.truth()
             for _ in range(4):
                 rig.sample(30.0, sim_clock)
-            after = {key: s.truth() for key, s in cluster.servers.items()}
+            after = cluster.harness.truth()
             l40s = rig.report("infercost-system", "l40s-daily")
             rtx = rig.report("infercost-system", "rtx-4090-weekly")
             pool = rig.report("infercost-system", "inference-pool-monthly")
 
-    def served(keys: list[str], role: str) -> int:
+    def served(pods: list[str], role: str) -> int:
         return sum(
-            after[k][(m, role)] - before[k][(m, role)]
-            for k in keys
-            for (m, r) in after[k]
-            if r == role
+            roles.get(role, 0) - before.get(key, {}).get(role, 0)
+            for key, roles in after.items()
+            if f"{key[0]}/{key[1]}" in pods
         )
 
     l40s_pods = ["team-b/vllm-gpt-oss-20b-0", "team-c/vllm-llama-8b-0"]
