@@ -238,7 +238,10 @@ def _tokens(row: Mapping[str, Any]) -> str:
 
 
 def _exhaustion(value: Any) -> str:
-    return str(value)[:10] if isinstance(value, str) and value else MISSING
+    """``projectedExhaustion`` to the minute (``2026-12-19 04:00``)."""
+    if not isinstance(value, str) or len(value) < 16:
+        return MISSING
+    return f"{value[:10]} {value[11:16]}"
 
 
 def snapshot_tables(snapshot: Snapshot) -> list[Table]:

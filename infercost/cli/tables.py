@@ -80,10 +80,15 @@ def format_count(value: Any) -> str:
 
 
 def format_percent(value: Any, *, signed: bool = False) -> str:
+    """One decimal (``82.0%``); two significant digits below 0.1 % so a small share is not
+    shown as nothing (``0.00088%``)."""
     number = _number(value)
     if number is None:
         return MISSING
-    return f"{number:+.1f}%" if signed else f"{number:.1f}%"
+    sign = "+" if signed else ""
+    if 0 < abs(number) < 0.1:
+        return f"{number:{sign}.2g}%"
+    return f"{number:{sign}.1f}%"
 
 
 def format_ratio(value: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -191,6 +192,27 @@ def test_the_ledger_books_the_simulated_cluster_as_the_scenario_says() -> None:
     assert ("team-b", "Qwen/Qwen2.5-72B-Instruct") in models
 
 
+def test_the_documented_example_scenario_runs() -> None:
+    """docs/demo.md's example: it parses, and the operator's ledger books its vLLM pod."""
+    text = (ROOT / "docs" / "demo.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    (example,) = [b for b in blocks if b.startswith("nodes:")]
+    spec = parse_scenario(yaml.safe_load(example), origin="docs/demo.md")
+    assert [p.name for p in spec.pods] == ["vllm-0", "train-0"]
+    sim_clock = SimClock()
+    with SimulatedCluster(spec, clock=sim_clock) as cluster:
+        rest = RestClient(cluster.sim.api_client())
+        clock = FakeClock(dt.datetime.fromtimestamp(sim_clock(), dt.UTC))
+        with LedgerRig(rest, clock) as rig:
+            rig.wait_cached(pods=3)  # two pods and the node's exporter
+            rig.sampler.sample_once()
+            rig.sample(30.0, sim_clock)
+            status = rig.report("infercost-system", "demo-pool-daily")
+    assert status["inputTokens"] == 2000 * 30
+    assert status["outputTokens"] == 600 * 30
+    assert {e["namespace"] for e in status["byNamespace"]} == {"team-a", "research"}
+
+
 # -- the command as a process -------------------------------------------------------------------
 
 
@@ -307,6 +329,9 @@ def test_demo_runs_for_its_duration_prints_the_crs_and_leaves_nothing_behind(
         assert status["inputTokens"] > 0 and status["outputTokens"] > 0
     profiles = [o for o in document["items"] if o["kind"] == "CostProfile"]
     assert all(p["status"]["powerSource"] == "DCGM" for p in profiles)
+    budgets = [o for o in document["items"] if o["kind"] == "TokenBudget"]
+    assert len(budgets) == 3
+    assert all(b["status"]["currentSpendUSD"] > 0 for b in budgets)
 
     # nothing left: no process of its group, nothing listening where it listened
     demo.assert_nothing_left()

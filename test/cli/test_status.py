@@ -165,7 +165,7 @@ def test_all_namespaces_shows_rates_projections_reports_and_budgets(kube: KubeEn
         "$4,100.00",
         "82.0%",
         "$6,250.50",
-        "2026-12-19",
+        "2026-12-19 04:00",
         "Warning",
     ]
 
