@@ -32,7 +32,7 @@ import yaml
 from infercost.api import GROUP, KINDS, ValidationError, parse_resource
 from infercost.controllers.operator import CUSTOM_RESOURCES
 from infercost.testing.kubesim import KubeSim
-from infercost.testing.kubesim.fixtures import default_crd_dirs
+from infercost.testing.kubesim.crdfiles import default_crd_dirs
 from infercost.testing.scenario import Scenario, make_pod
 from infercost.testing.simservers.farm import ServerFarm
 from infercost.testing.simservers.pages import GpuState

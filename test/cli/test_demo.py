@@ -143,6 +143,25 @@ def test_demo_flag_errors_are_one_line_and_exit_2(capsys, tmp_path: Path) -> Non
     assert f"{tmp_path / 'none.yaml'}: no such file" in capsys.readouterr().err
 
 
+def test_the_demo_needs_no_test_dependencies() -> None:
+    """The wheel ships infercost.testing for the demo, but not pytest: nothing the demo loads
+    may import it."""
+    code = (
+        "import sys; sys.modules['pytest'] = None; "
+        "import infercost.cli.demo, infercost.testing.demoscenario as s; s.load_scenario()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_ledger_books_the_simulated_cluster_as_the_scenario_says() -> None:
     """The bundled scenario booked by the real sampler and ledger: tokens equal what the
     simulated servers served, the training pod is booked as non-inference, and the shared
