@@ -484,10 +484,10 @@ def _run(args: argparse.Namespace, stop: _Stop) -> int:
         if operator is not None:
             operator.stop()
         cluster.stop()
-        if code == 0:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if code != 0 and operator is not None and operator.process is not None:
+            print(f"Kept {workdir} (the operator's log) for a look.", file=sys.stderr)
         else:
-            view_stream.write(f"Kept {workdir} (operator log) for a look.\n")
+            shutil.rmtree(workdir, ignore_errors=True)
     if args.output == "json":
         sys.stdout.write(
             json.dumps({"apiVersion": "v1", "kind": "List", "items": final}, indent=2) + "\n"

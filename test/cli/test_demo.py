@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,44 @@ def test_the_demo_needs_no_test_dependencies() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_without_the_testing_package_the_demo_says_so(tmp_path: Path) -> None:
+    """The production image leaves infercost.testing out: one line, exit 1."""
+    code = (
+        "import sys; sys.modules['infercost.testing'] = None; "
+        "from infercost.cli.main import main; sys.exit(main(['demo']))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "infercost demo: error: this installation of InferCost leaves out infercost.testing, "
+        "which the demo runs on; install InferCost from its wheel or source "
+        "(python3 -m pip install .)"
+    ]
+
+
+def test_a_busy_port_is_one_line_and_leaves_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["demo", "--port", str(port), "--duration", "5s"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"infercost demo: error: cannot start the emulated API on 127.0.0.1:{port}: "
+        "Address already in use"
+    ]
+    assert list(tmp_path.glob("infercost-demo-*")) == []  # its working directory is gone
 
 
 def test_the_ledger_books_the_simulated_cluster_as_the_scenario_says() -> None:
