@@ -281,7 +281,7 @@ def _intro(cluster: _Cluster, scenario: Any, workdir: Path, metrics_port: int, a
     return "\n".join(lines)
 
 
-def _comparison_table(conn: Connection, snapshot: Snapshot, today: dt.date) -> list[Table]:
+def _comparison_table(snapshot: Snapshot, today: dt.date) -> list[Table]:
     """The cloud comparison of the costliest report that has one, without the price list."""
     from infercost.cli.compare import CatalogSource, comparison_view
     from infercost.collect.pricing import bundled_catalog
@@ -320,11 +320,9 @@ class _View:
             except ImportError:  # pragma: no cover - rich is a dependency
                 pass
             else:
-                self.live = Live(
-                    console=Console(file=stream),
-                    auto_refresh=False,
-                    vertical_overflow="visible",
-                )
+                # A view taller than the terminal is cut at the bottom: redrawing more lines
+                # than the screen holds would scroll copies of it into the history.
+                self.live = Live(console=Console(file=stream), auto_refresh=False)
 
     def __enter__(self) -> _View:
         if self.live is not None:
@@ -454,7 +452,7 @@ def _run(args: argparse.Namespace, stop: _Stop) -> int:
             while True:
                 snapshot = _snapshot(conn)
                 today = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)).date()
-                tables = snapshot_tables(snapshot) + _comparison_table(conn, snapshot, today)
+                tables = snapshot_tables(snapshot) + _comparison_table(snapshot, today)
                 done = duration is not None and time.monotonic() - started >= duration
                 if operator.exited() is not None:
                     view.show(tables, final=True)
