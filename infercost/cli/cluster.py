@@ -1,9 +1,10 @@
 """Reading InferCost objects from a cluster for the people-facing commands (``status``,
 ``compare``, ``demo``), and the one-line errors they end with.
 
-Connection and namespaces follow kubectl: ``--kubeconfig`` / ``$KUBECONFIG`` /
-``~/.kube/config`` (or the in-cluster service account), ``--context``, ``-n`` defaulting to the
-context's namespace, ``-A`` for all namespaces. Every failure a user can meet — the API
+Connection and namespaces follow kubectl: ``--kubeconfig``, else in a pod the service account,
+else ``$KUBECONFIG`` / ``~/.kube/config`` (the order of :func:`infercost.kube.client.
+load_api_client`), ``--context``, ``-n`` defaulting to the context's namespace, ``-A`` for all
+namespaces. Every failure a user can meet — the API
 unreachable, credentials rejected, the CRDs not installed, RBAC denying a list, an unknown
 object — becomes a :class:`CommandError` whose message names what failed and what to do; the
 commands print it as ``infercost <command>: error: <message>`` and exit 1. Nothing here writes
@@ -57,7 +58,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, all_namespaces:
     parser.add_argument(
         "--kubeconfig",
         metavar="PATH",
-        help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)",
+        help="kubeconfig file (default: in a pod its service account, else $KUBECONFIG, else "
+        "~/.kube/config)",
     )
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
     parser.add_argument(
