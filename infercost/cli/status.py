@@ -141,7 +141,8 @@ def _not_ready_notes(kind: str, objects: Sequence[Mapping[str, Any]]) -> tuple[s
         if condition.get("status") != "True":
             message = " ".join(str(condition.get("message") or "").split())
             reason = condition.get("reason") or "NotReady"
-            notes.append(f"  {kind} {namespace}/{name}: {reason}: {message}".rstrip(": "))
+            detail = f"{reason}: {message}" if message else str(reason)
+            notes.append(f"  {kind} {namespace}/{name}: {detail}")
     return tuple(notes)
 
 
