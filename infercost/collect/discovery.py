@@ -25,6 +25,7 @@ from infercost.collect import DEFAULT_DCGM_NAMESPACES, DEFAULT_DCGM_SELECTORS
 from infercost.collect.backends import AUTO, BACKEND_NAMES, BACKENDS
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.scraping import ScrapeTarget
+from infercost.engine.catalog import OPEN_WEIGHT_FAMILY_ANNOTATION
 from infercost.engine.labelselector import LabelSelector
 
 BACKEND_KEY = "infercost.ai/backend"
@@ -196,6 +197,9 @@ class InferenceTarget:
     """``status.phase`` (``Running`` for a target; kept for the ledger's records)."""
     deleting: bool
     """The pod has a ``deletionTimestamp``: it is scraped until it is gone."""
+    family: str | None = None
+    """The ``infercost.ai/open-weight-family`` annotation (or label) when set: the open-weight
+    family the cloud comparison uses for this pod's models (SPEC §6.2)."""
 
     @property
     def url(self) -> str:
@@ -363,6 +367,9 @@ def inference_target(pod: PodFacts) -> InferenceTarget | None:
         start_time=_utc(pod.start_time),
         phase=pod.phase,
         deleting=pod.deletion_timestamp is not None,
+        family=(found[1].strip() or None)
+        if (found := _lookup(pod, OPEN_WEIGHT_FAMILY_ANNOTATION)) is not None
+        else None,
     )
 
 

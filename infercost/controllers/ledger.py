@@ -109,7 +109,7 @@ def observation_from_sample(sample: Sample, catalog: Catalog | None = None) -> O
                     SeriesReading(_series_key(r.series, r.labels), model, roles, r.value, r.created)
                 )
                 if catalog is not None and model not in families:
-                    family = family_of(model, None, catalog=catalog)
+                    family = family_of(model, target.family, catalog=catalog)
                     if family is not None:
                         families[model] = family
         pods.append(

@@ -376,10 +376,6 @@ class UsageReportReconciler:
                 ),
             )
         )
-        if view.last_time is not None and self.writer.metrics is not None:
-            self.writer.metrics.object_updated(
-                USAGEREPORT.kind, name, namespace, view.last_time.timestamp()
-            )
         result = self._write(obj, desired, current)
         if result is DONE and not stale and booked is not None:
             # look again when the data would turn stale, in case the ledger stops booking
