@@ -42,6 +42,7 @@ __all__ = [
     "check_api",
     "check_crds",
     "check_namespace",
+    "kubeconfig_namespace",
     "load_api_client",
     "pod_namespace",
 ]
@@ -99,6 +100,39 @@ def load_api_client(
         "no Kubernetes configuration found: not running in a cluster, $KUBECONFIG is unset "
         "and ~/.kube/config does not exist (use --kubeconfig)"
     )
+
+
+def kubeconfig_namespace(
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The namespace kubectl uses when given no ``-n``: the context's ``namespace`` (the
+    context chosen as :func:`load_api_client` chooses it, ``$KUBECONFIG`` files merged), in a
+    pod its service account's namespace, else ``default``."""
+    env = os.environ if environ is None else environ
+    if kubeconfig:
+        paths = [Path(kubeconfig)]
+    elif env.get("KUBERNETES_SERVICE_HOST") and (_SERVICE_ACCOUNT / "token").exists():
+        return pod_namespace() or "default"
+    elif env.get("KUBECONFIG"):
+        paths = [Path(p).expanduser() for p in env["KUBECONFIG"].split(os.pathsep) if p]
+    else:
+        paths = [Path(env.get("HOME", str(Path.home()))) / ".kube" / "config"]
+    documents = [_read_kubeconfig(p) for p in paths if p.exists()]
+    name = context or next(
+        (str(d["current-context"]) for d in documents if d.get("current-context")), ""
+    )
+    contexts = [c for d in documents for c in d.get("contexts") or () if isinstance(c, dict)]
+    for entry in contexts:  # the first file that defines a name wins, as kubectl merges
+        if entry.get("name") == name:
+            namespace = (entry.get("context") or {}).get("namespace")
+            return str(namespace) if namespace else "default"
+    if context and documents:
+        known = ", ".join(sorted({str(c.get("name")) for c in contexts})) or "none"
+        raise StartupError(f"the kubeconfig has no context {context!r} (contexts: {known})")
+    return "default"
 
 
 def _read_kubeconfig(path: Path) -> dict[str, Any]:
