@@ -192,4 +192,4 @@ def test_config_is_what_the_sampler_uses() -> None:
     assert settings.profile_namespaces == ("ml",)
     assert settings.dcgm_namespaces == ("gpu-operator", "nvidia-gpu-operator", "kube-system")
     with pytest.raises(ValueError, match="--dcgm-selector"):
-        SamplerSettings.from_config(attrs.evolve(base, dcgm_selectors=("app in (x)",)))
+        SamplerSettings.from_config(attrs.evolve(base, dcgm_selectors=("app in (x",)))
