@@ -49,10 +49,14 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture
-def cluster(k8s):  # type: ignore[no-untyped-def]
-    """The cluster, ready, with the CRDs installed."""
+def cluster(k8s, pytestconfig):  # type: ignore[no-untyped-def]
+    """The cluster, ready, with the CRDs installed (on the emulator also the PrometheusRule
+    CRD, which a real cluster gets from the Prometheus Operator)."""
     k8s.create()
     k8s.kubectl(["apply", "-k", str(REPO / "manifests" / "crd")], as_dict=False)
+    if pytestconfig.stash.get(_SIM_KEY, None) is not None:
+        crd = REPO / "infercost" / "testing" / "crds" / "monitoring.coreos.com_prometheusrules.yaml"
+        k8s.kubectl(["apply", "-f", str(crd)], as_dict=False)
     for plural in KINDS:
         k8s.kubectl(
             [

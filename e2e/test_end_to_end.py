@@ -9,12 +9,14 @@ the traffic test skips, and the TDP-only profile test runs against whatever node
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +45,7 @@ def _free_port() -> int:
 @pytest.fixture
 def operator(cluster, pytestconfig) -> Iterator[subprocess.Popen[str]]:  # type: ignore[no-untyped-def]
     kubeconfig = str(pytestconfig.getoption("k8s_kubeconfig"))
-    rest = RestClient(load_api_client(kubeconfig))
+    rest = RestClient(load_api_client(kubeconfig), user_agent="e2e-test")
     with contextlib.suppress(ConflictError):  # already there
         rest.create(
             _resource_namespaces(),
@@ -54,7 +56,6 @@ def operator(cluster, pytestconfig) -> Iterator[subprocess.Popen[str]]:  # type:
         {
             "INFERCOST_KUBECONFIG": kubeconfig,
             "INFERCOST_NAMESPACE": OPERATOR_NS,
-            "INFERCOST_LEADER_ELECT": "false",
             "INFERCOST_SCRAPE_INTERVAL": "1s",
             "INFERCOST_SCRAPE_TIMEOUT": "800ms",
             "INFERCOST_STATUS_INTERVAL": "1s",
@@ -115,7 +116,8 @@ def test_costs_of_simulated_traffic_reach_reports_columns_and_events(  # type: i
     kubeconfig = str(pytestconfig.getoption("k8s_kubeconfig"))
     if "kubesim" not in Path(kubeconfig).read_text():
         pytest.skip("simulated nodes and pods need the emulator (a real cluster has real ones)")
-    rest = RestClient(load_api_client(kubeconfig))
+    # the test's own requests carry another user agent than the operator's
+    rest = RestClient(load_api_client(kubeconfig), user_agent="e2e-test")
     node = f"gpu-{namespace}"
     pool = namespace
     rest.create(NODES, make_node(node, gpus=2, labels={"pool": pool}))
@@ -161,6 +163,16 @@ def test_costs_of_simulated_traffic_reach_reports_columns_and_events(  # type: i
                 "metadata": {"name": "today", "namespace": namespace},
                 "spec": {"costProfileRef": "pool"},
             },
+            {
+                "apiVersion": "finops.infercost.ai/v1alpha1",
+                "kind": "TokenBudget",
+                "metadata": {"name": "team", "namespace": namespace},
+                "spec": {
+                    "scope": {"namespace": team},
+                    "monthlyLimitUSD": 0.0001,
+                    "alertThresholds": [{"percent": 50, "severity": "warning"}],
+                },
+            },
         ],
     )
 
@@ -194,10 +206,99 @@ def test_costs_of_simulated_traffic_reach_reports_columns_and_events(  # type: i
     assert "ReportComputed" in described
     assert "Estimated Cost USD" in described
 
+    budget = eventually(
+        lambda: (
+            (b := cluster.kubectl(["get", "tbudget", "team", "-n", namespace]))
+            .get("status", {})
+            .get("state")
+            == "Exceeded"
+            and b
+        ),
+        timeout=60,
+        what="the budget exceeded",
+    )
+    assert budget["status"]["currentSpendUSD"] > 0.0001
+    rule = cluster.kubectl(["get", "prometheusrule", "infercost-budget-team", "-n", namespace])
+    assert rule["metadata"]["ownerReferences"][0]["name"] == "team"
+
     operator.send_signal(signal.SIGTERM)
     out, _ = operator.communicate(timeout=20)
     assert operator.returncode == 0, out[-3000:]
     assert "Traceback" not in out
+    _check_rbac_against_the_requests_made(kubeconfig, namespace)
+
+
+# Rules that a single run does not exercise, each with the situation that needs it.
+RARELY_USED = {
+    ("finops.infercost.ai", "tokenbudgets/finalizers", "update"): "OpenShift's owner-reference "
+    "admission check when the budget's PrometheusRule is created",
+    ("", "configmaps", "delete"): "closed-day months older than three months are pruned",
+    ("", "configmaps", "get"): "a day closes and is added to its month's checkpoint object",
+    ("monitoring.coreos.com", "prometheusrules", "update"): "a budget's thresholds change",
+    ("monitoring.coreos.com", "prometheusrules", "delete"): "a budget loses its thresholds",
+    ("", "namespaces", "get"): "a budget whose spend is still 0 checks its scope namespace",
+    ("", "events", "patch"): "a repeated Event is folded into the first",
+    ("coordination.k8s.io", "leases", "create"): "the first replica ever creates the Lease",
+}
+
+
+def _rules(kind: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(REPO / "manifests" / "rbac")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    for doc in yaml.safe_load_all(out):
+        if doc and doc["kind"] == kind and doc["metadata"]["name"] == "infercost-operator":
+            return list(doc["rules"])
+    raise AssertionError(f"no {kind} infercost-operator in manifests/rbac")
+
+
+def _allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str) -> bool:
+    return any(
+        group in r["apiGroups"]
+        and resource in r["resources"]
+        and verb in r["verbs"]
+        and (not r.get("resourceNames") or name in r["resourceNames"])
+        for r in rules
+    )
+
+
+def _check_rbac_against_the_requests_made(kubeconfig: str, namespace: str) -> None:
+    """Every API request the operator made is allowed by manifests/rbac, and every permission
+    there was used (or is listed in RARELY_USED with the situation that needs it)."""
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    server = config["clusters"][0]["cluster"]["server"]
+    with urllib.request.urlopen(f"{server}/_kubesim/requests", timeout=10) as answer:
+        log = json.loads(answer.read())
+    made = [r for r in log if r["userAgent"].startswith("infercost/")]
+    assert made, "no request of the operator in the emulator's log"
+    cluster_rules, local_rules = _rules("ClusterRole"), _rules("Role")
+    used: set[tuple[str, str, str]] = set()
+    denied = []
+    for r in made:
+        if not r["resource"]:
+            continue  # discovery and /version need no rule
+        plural, _, group = r["resource"].partition(".")  # "leases.coordination.k8s.io"
+        resource = plural + (f"/{r['subresource']}" if r["subresource"] else "")
+        key = (group, resource, r["verb"])
+        used.add(key)
+        allowed = _allowed(cluster_rules, *key, r["name"]) or (
+            r["namespace"] == OPERATOR_NS and _allowed(local_rules, *key, r["name"])
+        )
+        if not allowed:
+            denied.append(f"{r['method']} {r['path']} ({r['verb']})")
+    assert not denied, "requests the roles do not allow:\n" + "\n".join(sorted(set(denied)))
+    granted = {
+        (g, res, v)
+        for rule in cluster_rules + local_rules
+        for g in rule["apiGroups"]
+        for res in rule["resources"]
+        for v in rule["verbs"]
+    }
+    unused = sorted(granted - used - set(RARELY_USED))
+    assert not unused, f"permissions never used: {unused}"
 
 
 def test_a_tdp_only_profile_without_exporters(cluster, namespace, operator, tmp_path) -> None:  # type: ignore[no-untyped-def]
