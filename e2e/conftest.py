@@ -57,6 +57,10 @@ def cluster(k8s, pytestconfig):  # type: ignore[no-untyped-def]
     if pytestconfig.stash.get(_SIM_KEY, None) is not None:
         crd = REPO / "infercost" / "testing" / "crds" / "monitoring.coreos.com_prometheusrules.yaml"
         k8s.kubectl(["apply", "-f", str(crd)], as_dict=False)
+        k8s.kubectl(
+            ["wait", "--for=condition=Established", "crd/prometheusrules.monitoring.coreos.com"],
+            as_dict=False,
+        )
     for plural in KINDS:
         k8s.kubectl(
             [

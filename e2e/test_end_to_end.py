@@ -218,7 +218,12 @@ def test_costs_of_simulated_traffic_reach_reports_columns_and_events(  # type: i
         what="the budget exceeded",
     )
     assert budget["status"]["currentSpendUSD"] > 0.0001
-    rule = cluster.kubectl(["get", "prometheusrule", "infercost-budget-team", "-n", namespace])
+    rule = eventually(
+        lambda: cluster.kubectl(["get", "prometheusrule", "-n", namespace])["items"],
+        timeout=30,
+        what="the budget's PrometheusRule",
+    )[0]
+    assert rule["metadata"]["name"] == "infercost-budget-team"
     assert rule["metadata"]["ownerReferences"][0]["name"] == "team"
 
     operator.send_signal(signal.SIGTERM)

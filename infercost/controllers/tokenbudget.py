@@ -599,7 +599,11 @@ class BudgetRules:
         if existing is None:
             try:
                 written = self.rest.create(PROMETHEUSRULES, desired, namespace)
-            except NotFoundError:
+            except NotFoundError as exc:
+                if _namespace_not_found(exc, namespace):
+                    # the budget's namespace is being deleted: not a reason to turn every
+                    # budget's alerts off
+                    return RuleOutcome(retry_in=self.recheck_seconds)
                 self._not_served()
                 return self._crd_missing()
             log.info("PrometheusRule created", rule=key)
@@ -651,6 +655,14 @@ class BudgetRules:
 
 def _alerts_note(text: str, reason: str) -> Note:
     return Note(ALERTS_OFF + text, reason)
+
+
+def _namespace_not_found(exc: NotFoundError, namespace: str) -> bool:
+    """A 404 saying the namespace itself does not exist (``namespaces "x" not found``)."""
+    details = exc.body.get("details")
+    if isinstance(details, Mapping) and details.get("kind") == "namespaces":
+        return True
+    return f'namespaces "{namespace}" not found' in str(exc.message or "")
 
 
 def _object_not_found(exc: NotFoundError) -> bool:

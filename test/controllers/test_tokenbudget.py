@@ -925,3 +925,36 @@ def test_kubectl_get_tbudget_shows_the_figures(
     assert float(cells[4]) == pytest.approx(status["utilizationPercent"], rel=1e-6)
     assert float(cells[5]) == pytest.approx(status["projectedSpendUSD"], rel=1e-6)
     assert cells[6] == "Warning"
+
+
+def test_a_budget_whose_namespace_is_gone_does_not_turn_other_alerts_off() -> None:
+    """A 404 for the namespace (a budget left in a namespace being deleted) is not the
+    PrometheusRule CRD missing: the other budgets keep their alerts."""
+    from infercost.controllers.tokenbudget import BudgetRules
+    from infercost.kube.rest import RestClient
+    from infercost.outputs.rules import render_budget_rule
+
+    with KubeSim(crd_dirs=[infercost_crd_dir(), SHIPPED_CRDS], namespaces=("live",)) as sim:
+        rest = RestClient(sim.api_client())
+        rules = BudgetRules(rest, FakeClock())
+
+        def budget(namespace: str) -> Any:
+            return parse_tokenbudget(
+                {
+                    "apiVersion": "finops.infercost.ai/v1alpha1",
+                    "kind": "TokenBudget",
+                    "metadata": {"name": "b", "namespace": namespace, "uid": f"uid-{namespace}"},
+                    "spec": {
+                        "scope": {"namespace": "team"},
+                        "monthlyLimitUSD": 10,
+                        "alertThresholds": [{"percent": 80, "severity": "warning"}],
+                    },
+                }
+            )
+
+        gone, live = budget("gone"), budget("live")
+        outcome = rules.sync(gone, render_budget_rule(gone, {}))
+        assert outcome.note is None
+        assert rules.served() is True
+        written = rules.sync(live, render_budget_rule(live, {}))
+        assert written.ref == {"name": "infercost-budget-b", "namespace": "live"}
