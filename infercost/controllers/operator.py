@@ -41,6 +41,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from infercost import __version__
 from infercost.controllers.config import OperatorConfig, describe
 from infercost.controllers.context import (
     CUSTOM_RESOURCES,
@@ -243,7 +244,10 @@ class Operator:
         self._hooks.append((name, hook))
 
     def is_leader(self) -> bool:
-        return self._leading.is_set()
+        """Leading now: the Lease was renewed in time (a replica that was frozen past its
+        renew deadline is not, from the instant it wakes)."""
+        elector = self.elector
+        return self._leading.is_set() and (elector is None or elector.is_leader())
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -283,8 +287,12 @@ class Operator:
         """
         cfg = self.config
         api_client = self._api_client or load_api_client(cfg.kubeconfig)
-        rest = RestClient(api_client)
+        # The identity in the user agent tells the replicas apart in the apiserver's audit log.
+        agent = f"infercost/{__version__} ({self.identity})"
+        rest = RestClient(api_client, user_agent=agent)
         self.rest = rest
+        # Components write through a client that refuses to unless this replica leads.
+        writer = RestClient(api_client, user_agent=agent, may_write=self.is_leader)
         retry = self.startup_retry
         version = check_api(rest, retry)
         check_crds(rest, CUSTOM_RESOURCES.values(), retry)
@@ -312,7 +320,7 @@ class Operator:
         for res in CUSTOM_RESOURCES.values():
             self.informers.informer(res)
         events = EventRecorder(
-            rest, host=self.identity, clock=self.clock, default_namespace=cfg.namespace
+            writer, host=self.identity, clock=self.clock, default_namespace=cfg.namespace
         )
         sampler = build_sampler(
             cfg,
@@ -323,7 +331,7 @@ class Operator:
         )
         self.context = OperatorContext(
             config=cfg,
-            rest=rest,
+            rest=writer,
             clock=self.clock,
             metrics=self.metrics,
             informers=self.informers,

@@ -762,6 +762,13 @@ class Ledger:
         self._reset()
         times = []
         firsts = []
+        # (shard as written, day) still open in a hot shard: that shard was last written
+        # before the day closed (the writer stopped between the closed day and the hot
+        # shards), so its closed part of the day is not counted; the next booking re-books the
+        # rest of the day from the older state and closes it again.
+        still_open = {
+            (int(data["shard"]), line[0]) for data in shards for line in data.get("lines") or ()
+        }
         for data in shards:
             if data.get("v") != STATE_VERSION:
                 raise ValueError(f"ledger shard version {data.get('v')!r} is not supported")
@@ -789,6 +796,8 @@ class Ledger:
                 self.coverage[cov_key] = self.coverage.get(cov_key, 0.0) + seconds
         for day, parts in closed.items():
             for part_shard, raw in parts:
+                if (part_shard, day) in still_open:
+                    continue
                 entries = [r for r in raw if r[0] != "coverage"]
                 for key, line in _load_lines(entries, part_shard % self.shards):
                     self.closed.setdefault(day, {}).setdefault(key, Line()).add(line)

@@ -12,7 +12,11 @@ expires or is released. The rules, with client-go's defaults (15 s lease, 10 s r
   wins; the other gets 409 and tries again later;
 - the leader renews every ``retry_period``; if it has not renewed successfully for
   ``renew_deadline`` seconds it has lost the Lease (another replica may lead after
-  ``lease_duration``), and ``on_stopped_leading`` runs: the operator exits then;
+  ``lease_duration``), and ``on_stopped_leading`` runs: the operator exits then. The deadline
+  counts from the last successful renewal on the monotonic clock, and :meth:`is_leader`
+  turns false the moment it passes, for good: a leader that was frozen longer than that (a
+  long GC pause, a stopped VM) acts as a standby from the instant it wakes, before it has
+  even read the Lease again;
 - on a clean stop the leader releases the Lease (empty holder, 1 s duration, like client-go's
   ``ReleaseOnCancel``) so a standby takes over at its next retry instead of after 15 s.
 """
@@ -97,6 +101,8 @@ class LeaderElector:
         self._observed: dict[str, Any] | None = None
         self._observed_rv = ""
         self._observed_at = 0.0
+        # When the last successful acquire or renew started (monotonic).
+        self._renewed_at = -math.inf
         self._last_leader = ""
         self._readable = threading.Event()
         self._log = log.bind(lease=f"{namespace}/{name}", identity=self.identity)
@@ -104,7 +110,11 @@ class LeaderElector:
     # -- public ------------------------------------------------------------------------------
 
     def is_leader(self) -> bool:
-        return self._leading.is_set()
+        """Leading, and renewed within ``renew_deadline``: writers ask this before writing."""
+        return self._leading.is_set() and not self._lapsed()
+
+    def _lapsed(self) -> bool:
+        return self.clock.monotonic() - self._renewed_at >= self.renew_deadline
 
     def lease_readable(self) -> bool:
         """Whether the last attempt could read (or create) the Lease: a standby that cannot is
@@ -173,7 +183,7 @@ class LeaderElector:
 
     def _renew_loop(self) -> None:
         while not self._stop.is_set():
-            deadline = self.clock.monotonic() + self.renew_deadline
+            deadline = self._renewed_at + self.renew_deadline
             renewed = False
             while not self._stop.is_set() and self.clock.monotonic() < deadline:
                 if self._try_acquire_or_renew():
@@ -222,6 +232,7 @@ class LeaderElector:
                 return False
             self._readable.set()
             self._observe(created, mono)
+            self._renewed_at = mono
             return True
         except ApiError as exc:
             self._readable.clear()
@@ -252,6 +263,9 @@ class LeaderElector:
             self._log.warning("lease update failed", error=str(exc))
             return False
         self._observe(updated, mono)
+        if self._leading.is_set() and self._lapsed():
+            return False  # renewed too late: writers already treat the lease as lost
+        self._renewed_at = mono
         return True
 
     def _observe(self, lease: Mapping[str, Any], mono: float) -> None:

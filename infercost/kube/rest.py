@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -36,6 +36,7 @@ __all__ = [
     "ForbiddenError",
     "GoneError",
     "NotFoundError",
+    "NotLeaderError",
     "Resource",
     "RestClient",
     "TooManyRequestsError",
@@ -139,6 +140,13 @@ class NotFoundError(ApiError):
 
 class ConflictError(ApiError):
     pass
+
+
+class NotLeaderError(ConflictError):
+    """A write refused before it was sent: this replica does not hold the leader Lease.
+
+    A conflict like any 409, so every writer's conflict handling applies (the ledger fences
+    itself, a status write is retried later)."""
 
 
 class GoneError(ApiError):
@@ -271,7 +279,11 @@ class WatchStream:
 
 
 class RestClient:
-    """Raw JSON requests through an ``ApiClient``'s configuration and connection pool."""
+    """Raw JSON requests through an ``ApiClient``'s configuration and connection pool.
+
+    ``may_write``, when given, is asked before every request that is not a GET; when it says
+    no, the request is not sent and :class:`NotLeaderError` is raised (the operator's writers
+    go through a client fenced by leadership)."""
 
     def __init__(
         self,
@@ -280,11 +292,13 @@ class RestClient:
         user_agent: str | None = None,
         connect_timeout: float = 5.0,
         request_timeout: float = 30.0,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         self.api_client = api_client
         self.user_agent = user_agent or f"infercost/{infercost.__version__}"
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
+        self.may_write = may_write
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -344,6 +358,14 @@ class RestClient:
         timeout: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
         """One request; returns the parsed JSON object or raises :class:`ApiError`."""
+        if method != "GET" and self.may_write is not None and not self.may_write():
+            raise NotLeaderError(
+                409,
+                "NotLeader",
+                "not sent: this replica does not hold the leader Lease",
+                method=method,
+                path=path,
+            )
         response = self._open(
             method, path=path, query=query, body=body, content_type=content_type, timeout=timeout
         )

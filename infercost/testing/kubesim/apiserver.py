@@ -455,6 +455,7 @@ class ApiServer:
                 )
             if unknown and mode == "Warn":
                 warnings = [f'unknown field "{u}"' for u in unknown]
+            schemas.prune_nulls(obj, r.schema)
             schemas.apply_defaults(obj, r.schema)
         errors = self._validate_meta(r, obj["metadata"])
         if r.is_crd_resource:

@@ -174,6 +174,33 @@ def _prune_value(value: Any, schema: dict[str, Any], path: str, unknown: list[st
                 _prune_value(item, items, f"{path}[{i}]", unknown)
 
 
+def prune_nulls(obj: Any, schema: dict[str, Any] | None) -> None:
+    """Drop ``null`` values of fields that are neither ``nullable`` nor defaulted (in place).
+
+    The apiserver does this while decoding, before defaulting and validation, so ``{"x": null}``
+    for a plain ``type: number`` field means "unset", not a type error. Nulls inside lists are
+    kept. Follows: https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#defaulting-and-nullable
+    """
+    if schema is None:
+        return
+    if isinstance(obj, dict):
+        props = schema.get("properties") or {}
+        addl = schema.get("additionalProperties")
+        for key in list(obj):
+            sub = props.get(key, addl if isinstance(addl, dict) else None)
+            if not isinstance(sub, dict):
+                continue
+            if obj[key] is None and not sub.get("nullable") and "default" not in sub:
+                del obj[key]
+            else:
+                prune_nulls(obj[key], sub)
+    elif isinstance(obj, list):
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for item in obj:
+                prune_nulls(item, items)
+
+
 # Defaulting -----------------------------------------------------------------------------
 
 

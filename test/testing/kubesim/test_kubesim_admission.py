@@ -122,10 +122,10 @@ def rejected(co: client.CustomObjectsApi, body: dict[str, Any], **kw: Any) -> di
             "Too many: 3: must have at most 2 items",
         ),
         (
-            {"enabled": None},
-            "spec.enabled",
+            {"tags": ["a", None]},
+            "spec.tags[1]",
             "FieldValueTypeInvalid",
-            'Invalid value: "null": spec.enabled in body must be of type boolean: "null"',
+            'Invalid value: "null": spec.tags[1] in body must be of type string: "null"',
         ),
         (
             {"ports": [{"port": 1}]},
@@ -157,6 +157,20 @@ def test_schema_violations_name_the_field(
     assert status["details"]["name"] == "bad"
     assert status["details"]["group"] == G and status["details"]["kind"] == "Widget"
     assert status["message"] == f'Widget.{G} "bad" is invalid: {field}: {message}'
+
+
+def test_null_means_unset_for_fields_that_are_not_nullable(co: client.CustomObjectsApi) -> None:
+    """The apiserver drops nulls of non-nullable fields without a default before validating
+    (a default replaces them; a nullable field keeps them); a required one is then missing."""
+    created = co.create_namespaced_custom_object(
+        G, V, "default", "widgets", widget("nulls", enabled=None, replicas=None, note=None)
+    )
+    assert "enabled" not in created["spec"]
+    assert created["spec"]["replicas"] == 3 and created["spec"]["note"] is None
+    status = rejected(co, widget("nosize", size=None))
+    assert status["details"]["causes"] == [
+        {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.size"}
+    ]
 
 
 def test_required_field_and_several_errors_at_once(co: client.CustomObjectsApi) -> None:
