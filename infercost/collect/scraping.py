@@ -24,6 +24,7 @@ import contextlib
 import heapq
 import http.client
 import itertools
+import mmap
 import queue
 import socket
 import threading
@@ -348,7 +349,9 @@ class Scraper:
                 status, body, keep = self._request(conn, target, deadline)
         except ScrapeError as exc:
             conn.close()
-            return ScrapeResult(target, None, exc, self._clock() - start, status, reused)
+            # without the traceback, the error no longer holds the failed read's buffers
+            error = exc.with_traceback(None)
+            return ScrapeResult(target, None, error, self._clock() - start, status, reused)
         except _FETCH_ERRORS as exc:
             conn.close()
             error = self._classify(exc, target, deadline)
@@ -441,24 +444,35 @@ class Scraper:
                     status=status,
                 )
             length = response.getheader("Content-Length")
-            if length and length.strip().isdigit() and int(length) > self.max_body_bytes:
-                raise _too_large(target, int(length), self.max_body_bytes)
-            chunks: list[bytes] = []
+            known = int(length) if length and length.strip().isdigit() else None
+            if known is not None and known > self.max_body_bytes:
+                raise _too_large(target, known, self.max_body_bytes)
+            # The body is read into one buffer: of the announced length, else an anonymous
+            # mapping of the cap's size whose pages exist only as they fill and go back to the
+            # system with it. Read as a list of chunks, every oversized body left the
+            # allocator's heap a few MB larger for good (an exporter answering 50 MB each
+            # cycle grew the process by hundreds of MB).
+            space: bytearray | mmap.mmap = (
+                bytearray(known) if known is not None else mmap.mmap(-1, self.max_body_bytes + 1)
+            )
             size = 0
             while True:
-                sock.settimeout(self._remaining(deadline))
-                chunk = response.read1(_CHUNK)
-                if not chunk:
-                    break
-                size += len(chunk)
                 if size > self.max_body_bytes:
                     raise _too_large(target, None, self.max_body_bytes)
-                chunks.append(chunk)
+                sock.settimeout(self._remaining(deadline))
+                with memoryview(space) as view:
+                    got = response.readinto(view[size : size + _CHUNK])
+                if not got:
+                    break
+                size += got
             self._remaining(deadline)
-            if length and length.strip().isdigit() and size < int(length):
-                raise http.client.IncompleteRead(b"".join(chunks), int(length) - size)
+            with memoryview(space) as view:
+                body = bytes(view[:size])
+            if isinstance(space, mmap.mmap):
+                space.close()
+            if known is not None and size < known:
+                raise http.client.IncompleteRead(body, known - size)
             keep = not response.will_close
-            body = b"".join(chunks)
             encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
             if encoding == "gzip":
                 body = _gunzip(body, target, self.max_body_bytes)
