@@ -1,2 +1,3 @@
 # Fixture modules shared by test/ and e2e/ live in infercost.testing; list them here.
-pytest_plugins = ["infercost.testing.fixtures"]
+# pytester runs a suite of its own, for tests of those fixtures.
+pytest_plugins = ["infercost.testing.fixtures", "pytester"]

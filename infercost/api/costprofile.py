@@ -16,9 +16,8 @@ from infercost.api.meta import (
     last_updated_field,
     observed_generation_field,
 )
+from infercost.api.names import LABEL_VALUE, LABEL_VALUE_HELP, label_key_problem
 from infercost.api.schema import (
-    LABEL_VALUE,
-    LABEL_VALUE_HELP,
     Date,
     Enum,
     FrozenMap,
@@ -30,7 +29,6 @@ from infercost.api.schema import (
     String,
     StringMap,
     crd,
-    label_key_problem,
 )
 
 

@@ -15,11 +15,15 @@ from typing import Any
 
 import attrs
 
-from infercost.api.schema import (
+from infercost.api.names import (
+    CONDITION_REASON,
+    CONDITION_TYPE,
     DNS1123_LABEL,
     DNS1123_LABEL_HELP,
     DNS1123_SUBDOMAIN,
     DNS1123_SUBDOMAIN_HELP,
+)
+from infercost.api.schema import (
     INVALID,
     DateTime,
     Enum,
@@ -138,10 +142,7 @@ class Condition(Model):
             String(
                 min_length=1,
                 max_length=316,
-                pattern=(
-                    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
-                ),
+                pattern=CONDITION_TYPE,
                 pattern_help="a condition type in CamelCase, at most 316 characters",
             ),
             "Type of condition in CamelCase, e.g. Ready.",
@@ -156,7 +157,7 @@ class Condition(Model):
             String(
                 min_length=1,
                 max_length=1024,
-                pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+                pattern=CONDITION_REASON,
                 pattern_help="a CamelCase reason of 1 to 1024 characters",
             ),
             "Programmatic identifier of the reason for the last transition, in CamelCase.",

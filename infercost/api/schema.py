@@ -28,20 +28,6 @@ import attrs
 _SPEC_KEY = "infercost.field"
 _FACTORY: type[Any] = type(attrs.Factory(list))
 
-# Shared patterns (Kubernetes object-name rules, apimachinery validation).
-DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS1123_LABEL_HELP = "a DNS-1123 label (lowercase letters, digits and '-', 1 to 63 characters)"
-DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-DNS1123_SUBDOMAIN_HELP = (
-    "a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', 1 to 253 characters)"
-)
-LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-LABEL_VALUE_HELP = (
-    "a label value (at most 63 letters, digits, '-', '_' or '.', beginning and ending with a "
-    "letter or digit)"
-)
-_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS_SUBDOMAIN_RE = re.compile(DNS1123_SUBDOMAIN)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -117,21 +103,6 @@ def parse_datetime(text: str) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed.astimezone(dt.UTC)
-
-
-def label_key_problem(key: str) -> str | None:
-    """Why ``key`` is not a valid label key (``[prefix/]name``), or ``None``."""
-    prefix, slash, name = key.rpartition("/")
-    if slash and not prefix:
-        return "the prefix before '/' must not be empty"
-    if slash and (len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.match(prefix)):
-        return f"the prefix {prefix!r} must be {DNS1123_SUBDOMAIN_HELP}"
-    if not name or len(name) > 63 or not _LABEL_NAME_RE.match(name):
-        return (
-            "the name part must be 1 to 63 letters, digits, '-', '_' or '.', beginning and "
-            "ending with a letter or digit"
-        )
-    return None
 
 
 class FrozenMap(Mapping[str, str]):

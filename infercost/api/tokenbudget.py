@@ -16,9 +16,8 @@ from infercost.api.meta import (
     last_updated_field,
     observed_generation_field,
 )
+from infercost.api.names import DNS1123_LABEL, DNS1123_LABEL_HELP
 from infercost.api.schema import (
-    DNS1123_LABEL,
-    DNS1123_LABEL_HELP,
     Boolean,
     DateTime,
     Enum,
@@ -123,6 +122,14 @@ class CrossedThreshold(Model):
         **crd("percent", Integer(minimum=1, maximum=1000, format="int32"), "Threshold percent.")
     )
     severity: Severity = attrs.field(**crd("severity", Enum(Severity), "Threshold severity."))
+    crossed_time: dt.datetime | None = attrs.field(
+        default=None,
+        **crd(
+            "crossedTime",
+            DateTime(),
+            "Time of the first data this month that showed the threshold crossed.",
+        ),
+    )
 
 
 @attrs.frozen

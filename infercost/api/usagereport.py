@@ -17,11 +17,13 @@ from infercost.api.meta import (
     last_updated_field,
     observed_generation_field,
 )
-from infercost.api.schema import (
+from infercost.api.names import (
     DNS1123_LABEL,
     DNS1123_LABEL_HELP,
     DNS1123_SUBDOMAIN,
     DNS1123_SUBDOMAIN_HELP,
+)
+from infercost.api.schema import (
     DateTime,
     Enum,
     Integer,

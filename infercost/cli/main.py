@@ -18,6 +18,13 @@ import infercost
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("infercost.cli.validate", "check CostProfile/UsageReport/TokenBudget manifests"),
     "run": ("infercost.cli.run", "run the operator"),
+    "status": (
+        "infercost.cli.status",
+        "show CostProfiles, UsageReports and TokenBudgets with their figures",
+    ),
+    "compare": ("infercost.cli.compare", "show a UsageReport's cloud price comparison"),
+    "export": ("infercost.cli.export", "write the ledger's costs for finance (FOCUS 1.2 CSV)"),
+    "demo": ("infercost.cli.demo", "run the operator on a simulated GPU cluster, with a live view"),
     "version": ("", "print the version"),
 }
 

@@ -1,4 +1,4 @@
-"""From inference-pod scrapes to token pages and the ``MetricsScraped`` summary (SPEC §2.1, §3.1).
+"""From inference-pod scrapes to token pages and per-pod scrape states (SPEC §3.1).
 
 Pure glue between :mod:`scraping`, :mod:`backends` and :mod:`discovery`: every pod's result
 becomes one :class:`PodScrape` — ``ok`` with its token readings, ``starting`` (refused before
@@ -14,7 +14,7 @@ import attrs
 from infercost.collect.backends import TokenPage, read_tokens
 from infercost.collect.discovery import InferenceTarget
 from infercost.collect.errors import ScrapeError
-from infercost.collect.scraping import FAILED, OK, STARTING, ScrapeResult, pod_scrape_state
+from infercost.collect.scraping import ScrapeResult, pod_scrape_state
 
 
 @attrs.frozen
@@ -59,37 +59,3 @@ def read_pods(
         state = pod_scrape_state(error, ever_succeeded(target.pod.uid))
         out.append(PodScrape(target, state, page, error, result.duration_seconds))
     return out
-
-
-@attrs.frozen
-class ScrapeSummary:
-    """The ``MetricsScraped`` condition of a profile over its inference pods."""
-
-    ok: bool
-    message: str
-    failing: int
-    starting: int
-    total: int
-
-
-def summarize(scrapes: Sequence[PodScrape]) -> ScrapeSummary:
-    """True, or False with ``k/n inference pods failing: <first error>`` (SPEC §2.1).
-
-    Pods that are starting are not failures; the message mentions them.
-    """
-    failing = [s for s in scrapes if s.state == FAILED]
-    starting = sum(1 for s in scrapes if s.state == STARTING)
-    total = len(scrapes)
-    note = f" ({starting} starting)" if starting else ""
-    if failing:
-        first = sorted(failing, key=lambda s: s.target.pod)[0]
-        return ScrapeSummary(
-            False,
-            f"{len(failing)}/{total} inference pods failing: {first.error}{note}",
-            len(failing),
-            starting,
-            total,
-        )
-    healthy = sum(1 for s in scrapes if s.state == OK)
-    message = f"{healthy}/{total} inference pods scraped{note}" if total else "no inference pods"
-    return ScrapeSummary(True, message, 0, starting, total)

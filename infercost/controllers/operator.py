@@ -12,11 +12,12 @@ What runs where:
 Later parts plug in through :class:`ComponentSpec` (a name and a ``build(context)`` returning
 something with ``start/stop/join/alive``) and :meth:`OperatorContext.add_shutdown_hook`.
 
-Shutdown on SIGTERM/SIGINT, within ``shutdown_timeout`` (10 s): stop the components (workers
-finish their current reconcile), run the shutdown hooks while still holding the Lease (the
-ledger checkpoints there), release the Lease so a standby takes over at once, stop the
-informers and servers, exit 0. Losing the Lease skips the hooks (another replica may already
-be writing) and exits 1. A watchdog ends the process if any step hangs.
+Shutdown on SIGTERM/SIGINT, within ``shutdown_timeout`` (10 s): stop the components in order
+(the sampler abandons its scrapes in flight and publishes nothing more; workers finish their
+current reconcile), run the shutdown hooks while still holding the Lease (the ledger
+checkpoints there), release the Lease with whatever is left of the budget so a standby takes
+over at once, stop the informers and servers, exit 0. Losing the Lease skips the hooks (another
+replica may already be writing) and exits 1. A watchdog ends the process if any step hangs.
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 
-import attrs
 import structlog
 from prometheus_client import (
     CollectorRegistry,
@@ -42,24 +42,30 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 
 from infercost import __version__
-from infercost.api import GROUP, RESOURCE_TYPES, VERSION
 from infercost.controllers.config import OperatorConfig, describe
+from infercost.controllers.context import (
+    CUSTOM_RESOURCES,
+    Component,
+    ComponentSpec,
+    OperatorContext,
+)
+from infercost.controllers.sampling import build_sampler
 from infercost.kube.client import (
     AccessCheck,
     StartupError,
+    StartupRetry,
     check_access,
     check_api,
     check_crds,
+    check_namespace,
     load_api_client,
 )
 from infercost.kube.clock import Clock, RealClock
-from infercost.kube.controller import Controller, Reconcile
-from infercost.kube.events import EventRecorder, ObjectRef
+from infercost.kube.events import EventRecorder
 from infercost.kube.health import HealthMetrics
-from infercost.kube.informer import Informer, InformerFactory
+from infercost.kube.informer import InformerFactory
 from infercost.kube.leaderelection import LeaderElector, default_identity
-from infercost.kube.rest import CONFIGMAPS, LEASES, NODES, PODS, Resource, RestClient
-from infercost.kube.status import StatusRules, StatusWriter
+from infercost.kube.rest import CONFIGMAPS, LEASES, NODES, PODS, RestClient
 
 __all__ = [
     "CUSTOM_RESOURCES",
@@ -73,135 +79,17 @@ __all__ = [
 
 log = structlog.get_logger("infercost.controllers.operator")
 
-CUSTOM_RESOURCES: dict[str, Resource] = {
-    rt.kind: Resource(GROUP, VERSION, rt.plural, rt.kind, True) for rt in RESOURCE_TYPES
-}
-
-
-class Component(Protocol):
-    """Anything the operator starts and stops: controllers, the sampler loop, watchers."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the component's threads to end; whether they all have."""
-        ...
-
-    def alive(self) -> bool:
-        """Healthy: no thread died while it was supposed to run (``/healthz``)."""
-        ...
-
-
-@attrs.frozen
-class ComponentSpec:
-    name: str
-    build: Callable[[OperatorContext], Component]
-    # Only the leader runs components that write to the cluster.
-    leader_only: bool = True
-
 
 def default_components() -> list[ComponentSpec]:
     """The components of a full operator; each later part adds its entry here."""
     from infercost.controllers.accounting import build_accounting
     from infercost.controllers.costprofile import build_costprofile_controller
-    from infercost.controllers.sampling import shared_sampler
 
     return [
-        ComponentSpec("sampler", shared_sampler, leader_only=True),
+        ComponentSpec("sampler", lambda context: context.sampler, leader_only=True),
         ComponentSpec("costprofile", build_costprofile_controller, leader_only=True),
         ComponentSpec("accounting", build_accounting, leader_only=True),
     ]
-
-
-class _LeaderGate:
-    """Exposes a collector's series only while this replica leads (SPEC §6.1)."""
-
-    def __init__(self, collector: Any, is_leader: Callable[[], bool]) -> None:
-        self._collector = collector
-        self._is_leader = is_leader
-
-    def describe(self) -> list[Any]:
-        return []
-
-    def collect(self) -> Iterable[Any]:
-        if self._is_leader():
-            yield from self._collector.collect()
-
-
-class OperatorContext:
-    """What a component gets to build itself: shared clients, caches, clock and metrics."""
-
-    def __init__(
-        self,
-        *,
-        config: OperatorConfig,
-        rest: RestClient,
-        clock: Clock,
-        metrics: HealthMetrics,
-        informers: InformerFactory,
-        events: EventRecorder,
-        identity: str,
-        is_leader: Callable[[], bool],
-        add_shutdown_hook: Callable[[str, Callable[[], None]], None],
-    ) -> None:
-        self.config = config
-        self.rest = rest
-        self.clock = clock
-        self.metrics = metrics
-        self.registry: CollectorRegistry = metrics.registry
-        self.informers = informers
-        self.events = events
-        self.identity = identity
-        self.is_leader = is_leader
-        self._add_hook = add_shutdown_hook
-
-    def custom_informer(self, kind: str) -> Informer:
-        """The shared informer of CostProfiles, UsageReports or TokenBudgets (by kind)."""
-        return self.informers.informer(CUSTOM_RESOURCES[kind])
-
-    def object_ref(self, kind: str, obj: Any) -> ObjectRef:
-        """The Event reference of a cached CostProfile/UsageReport/TokenBudget."""
-        return ObjectRef.of(obj, CUSTOM_RESOURCES[kind])
-
-    def status_writer(self, kind: str, rules: StatusRules | None = None) -> StatusWriter:
-        return StatusWriter(
-            self.rest,
-            CUSTOM_RESOURCES[kind],
-            rules,
-            interval_seconds=self.config.status_interval,
-            clock=self.clock,
-            metrics=self.metrics,
-        )
-
-    def controller(
-        self,
-        name: str,
-        reconcile: Reconcile,
-        *,
-        primary: Informer | None = None,
-        requires: Sequence[Informer] = (),
-        workers: int = 1,
-        resync_seconds: float | None = None,
-    ) -> Controller:
-        return Controller(
-            name,
-            reconcile,
-            primary=primary,
-            requires=requires,
-            workers=workers,
-            resync_seconds=resync_seconds,
-            clock=self.clock,
-            metrics=self.metrics,
-        )
-
-    def add_shutdown_hook(self, name: str, hook: Callable[[], None]) -> None:
-        """Run ``hook`` on a clean shutdown, while the Lease is still held."""
-        self._add_hook(name, hook)
-
-    def register_collector(self, collector: Any, *, leader_only: bool = True) -> None:
-        self.registry.register(_LeaderGate(collector, self.is_leader) if leader_only else collector)
 
 
 def configure_logging(log_format: str, level: str, stream: Any = None) -> None:
@@ -315,8 +203,10 @@ class Operator:
         clock: Clock | None = None,
         components: Sequence[ComponentSpec] | None = None,
         identity: str | None = None,
+        startup_retry: StartupRetry | None = None,
     ) -> None:
         self.config = config
+        self.startup_retry = startup_retry or StartupRetry()
         self.clock = clock or RealClock(config.clock_offset)
         self._api_client = api_client
         if registry is None:
@@ -334,7 +224,8 @@ class Operator:
         self._leading = threading.Event()
         self._leader_components: list[tuple[str, Component]] = []
         self._components: list[tuple[str, Component]] = []
-        self._components_lock = threading.Lock()
+        # Re-entrant: a component may ask for the probes while it is being started.
+        self._components_lock = threading.RLock()
         self.exit_code = 0
         self.rest: RestClient | None = None
         self.informers: InformerFactory | None = None
@@ -381,6 +272,10 @@ class Operator:
         pending = [i.name for i in self.informers.informers() if not i.has_synced()]
         if pending:
             return False, "caches not synced: " + ", ".join(pending)
+        elector = self.elector
+        if elector is not None and not self.is_leader() and not elector.lease_readable():
+            lease = f"{self.config.namespace}/{self.config.lease_name}"
+            return False, f"cannot read the leader Lease {lease}"
         return True, "ok"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -398,8 +293,10 @@ class Operator:
         self.rest = rest
         # Components write through a client that refuses to unless this replica leads.
         writer = RestClient(api_client, user_agent=agent, may_write=self.is_leader)
-        version = check_api(rest)
-        check_crds(rest, CUSTOM_RESOURCES.values())
+        retry = self.startup_retry
+        version = check_api(rest, retry)
+        check_crds(rest, CUSTOM_RESOURCES.values(), retry)
+        check_namespace(rest, cfg.namespace, retry)
         checks = [
             AccessCheck("list", PODS, why="find inference pods and GPU holders"),
             AccessCheck("list", NODES, why="match CostProfiles to nodes"),
@@ -413,7 +310,7 @@ class Operator:
             checks.append(
                 AccessCheck("get", LEASES, cfg.namespace, cfg.lease_name, why="elect a leader")
             )
-        check_access(rest, checks)
+        check_access(rest, checks, retry)
         self._servers = _Servers(cfg, self.metrics.registry, self.healthy, self.ready)
         log.info("starting", version=version, identity=self.identity, config=describe(cfg))
 
@@ -425,6 +322,13 @@ class Operator:
         events = EventRecorder(
             writer, host=self.identity, clock=self.clock, default_namespace=cfg.namespace
         )
+        sampler = build_sampler(
+            cfg,
+            informers=self.informers,
+            profiles=self.informers.informer(CUSTOM_RESOURCES["CostProfile"]),
+            clock=self.clock,
+            metrics=self.metrics,
+        )
         self.context = OperatorContext(
             config=cfg,
             rest=writer,
@@ -435,17 +339,20 @@ class Operator:
             identity=self.identity,
             is_leader=self.is_leader,
             add_shutdown_hook=self.add_shutdown_hook,
+            sampler=sampler,
         )
         # Build every component now, so they register their informers and handlers before
         # the informers start; only the non-leader ones start now.
         for spec in self._specs:
             comp = spec.build(self.context)
-            target = self._leader_components if spec.leader_only else self._components
-            target.append((spec.name, comp))
+            with self._components_lock:
+                target = self._leader_components if spec.leader_only else self._components
+                target.append((spec.name, comp))
         self._servers.start()
         self.informers.start()
-        for _, comp in self._components:
-            comp.start()
+        with self._components_lock:
+            for _, comp in self._components:
+                comp.start()
         if cfg.leader_elect:
             self.elector = LeaderElector(
                 rest,
@@ -466,14 +373,18 @@ class Operator:
             self._on_started_leading()
 
     def _on_started_leading(self) -> None:
-        if self._stopping:
-            return
-        self._leading.set()
-        log.info(
-            "leading: starting controllers", components=[n for n, _ in self._leader_components]
-        )
-        for _, comp in self._leader_components:
-            comp.start()
+        # Under the lock, so that a shutdown either sees these components started (and stops
+        # them) or keeps them from starting at all.
+        with self._components_lock:
+            if self._stopping:
+                return
+            self._leading.set()
+            log.info(
+                "leading: starting controllers",
+                components=[n for n, _ in self._leader_components],
+            )
+            for _, comp in self._leader_components:
+                comp.start()
 
     def _on_stopped_leading(self) -> None:
         self._leading.clear()
@@ -490,8 +401,15 @@ class Operator:
         return self._stop.wait(timeout)
 
     def shutdown(self) -> int:
-        """Stop in order within ``shutdown_timeout``; returns the exit code."""
-        self._stopping = True
+        """Stop in order within ``shutdown_timeout``; returns the exit code.
+
+        1. every component, in registration order (the sampler first: its scrapes in flight
+           are abandoned and it publishes nothing more), each joined for at most 3 s;
+        2. the shutdown hooks, in registration order, while the Lease is still held (the
+           ledger checkpoints here);
+        3. the Lease release, with whatever is left of the budget (logged when abandoned);
+        4. the informers and the HTTP servers.
+        """
         budget = self.config.shutdown_timeout
         deadline = time.monotonic() + budget - 0.5
 
@@ -501,8 +419,10 @@ class Operator:
         watchdog = threading.Timer(budget, self._force_exit)
         watchdog.daemon = True
         watchdog.start()
-        was_leader = self.is_leader()
-        comps = self._leader_components + self._components
+        with self._components_lock:
+            self._stopping = True
+            was_leader = self.is_leader()
+            comps = list(self._leader_components) + list(self._components)
         for _, comp in comps:
             comp.stop()
         for name, comp in comps:
@@ -514,7 +434,14 @@ class Operator:
         self._leading.clear()
         if self.elector is not None:
             self.elector.stop()
-            self.elector.join(remaining(3.0))
+            self.elector.join(remaining(budget))
+            if self.elector.is_alive():
+                log.error(
+                    "leader lease release abandoned: the shutdown budget ran out; a standby "
+                    "takes over when the lease expires",
+                    lease=f"{self.config.namespace}/{self.config.lease_name}",
+                    lease_seconds=self.config.lease_duration,
+                )
         self.metrics.leader.set(0)
         if self.informers is not None:
             self.informers.stop()

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from infercost.api.names import CONDITION_REASON, CONDITION_TYPE
+
 __all__ = [
     "CONDITION_STATUSES",
     "ConditionError",
@@ -25,12 +27,8 @@ __all__ = [
 ]
 
 CONDITION_STATUSES = ("True", "False", "Unknown")
-# From the metav1.Condition OpenAPI schema.
-_REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-_TYPE = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
-)
+_REASON = re.compile(CONDITION_REASON)
+_TYPE = re.compile(CONDITION_TYPE)
 _MAX_REASON = 1024
 _MAX_MESSAGE = 32768
 _MAX_TYPE = 316

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from infercost.testing.kubefixtures import kube
 from infercost.testing.kubesim.fixtures import kubesim, kubesim_session
+from infercost.testing.scenariofixtures import fake_clock, leader, scenario, scenario_sim
 from infercost.testing.simservers.fixtures import (
     loopback_pool,
     sim_clock,
     sim_farm_servers,
     sim_servers,
 )
+from infercost.testing.threadguard import no_leaked_threads
 
 __all__ = [
+    "fake_clock",
     "kube",
     "kubesim",
     "kubesim_session",
+    "leader",
     "loopback_pool",
+    "no_leaked_threads",
+    "scenario",
+    "scenario_sim",
     "sim_clock",
     "sim_farm_servers",
     "sim_servers",

@@ -23,6 +23,7 @@ from infercost.api import (
     resource_to_dict,
 )
 from infercost.api.crds import openapi_schema
+from infercost.api.names import label_key_problem
 from infercost.api.schema import (
     Boolean,
     Date,
@@ -37,7 +38,6 @@ from infercost.api.schema import (
     StringMap,
     field_specs,
     is_required,
-    label_key_problem,
 )
 
 _LABEL_KEY = (

@@ -1,4 +1,4 @@
-"""Inference-pod scrapes: ok/starting/failed per pod and the MetricsScraped summary."""
+"""Inference-pod scrapes: ok/starting/failed per pod, with their token pages and errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from infercost.collect import errors
 from infercost.collect.backends import Role
 from infercost.collect.discovery import discover_inference
 from infercost.collect.errors import ScrapeError
-from infercost.collect.inference import read_pods, summarize
+from infercost.collect.inference import read_pods
 from infercost.collect.scraping import ScrapeResult
+from infercost.kube.transforms import transform_pod
 from infercost.testing.simservers.objects import make_pod
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "metrics"
@@ -28,10 +29,10 @@ def targets():  # type: ignore[no-untyped-def]
             [("a-llama", "llamacpp"), ("b-vllm", "vllm"), ("c-new", "vllm"), ("d-bad", "vllm")]
         )
     ]
-    return discover_inference(pods).targets
+    return discover_inference([transform_pod(p) for p in pods]).targets
 
 
-def test_states_pages_and_summary() -> None:
+def test_states_pages_and_errors() -> None:
     found = targets()
     refused = ScrapeError("connection refused by x", reason=errors.REFUSED)
     results = [
@@ -49,15 +50,3 @@ def test_states_pages_and_summary() -> None:
     assert scrapes[3].error is not None
     assert scrapes[3].error.reason == errors.NOT_PROMETHEUS_TEXT
     assert str(scrapes[3].error).startswith("pod default/d-bad: not Prometheus text")
-    summary = summarize(scrapes)
-    assert not summary.ok and summary.failing == 1 and summary.starting == 1
-    assert summary.message.startswith("1/4 inference pods failing: pod default/d-bad: not Prom")
-    assert summary.message.endswith("(1 starting)")
-
-
-def test_summary_when_all_is_well() -> None:
-    assert summarize([]).ok and summarize([]).message == "no inference pods"
-    found = targets()[:1]
-    ok = ScrapeResult(found[0].scrape_target(), (DATA / "llamacpp.txt").read_bytes(), None, 0.1)
-    summary = summarize(read_pods(found, [ok]))
-    assert summary.ok and summary.message == "1/1 inference pods scraped"

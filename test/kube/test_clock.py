@@ -7,15 +7,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from infercost.kube.clock import Clock, FakeClock, RealClock
+from infercost.testing.kubefixtures import eventually
 
 
 def test_real_clock_offset_shifts_wall_time_only() -> None:
     clock = RealClock(offset_seconds=3600)
     assert isinstance(clock, Clock)
-    assert abs(clock.time() - (time.time() + 3600)) < 1
-    assert abs((clock.now() - datetime.now(UTC)) - timedelta(hours=1)) < timedelta(seconds=1)
-    assert clock.now().tzinfo is not None
-    assert abs(clock.monotonic() - time.monotonic()) < 1
+    # Each reading is bracketed by system readings taken just before and just after it.
+    before, shifted, after = time.time(), clock.time(), time.time()
+    assert before + 3600 <= shifted <= after + 3600
+    before_dt, shifted_dt, after_dt = datetime.now(UTC), clock.now(), datetime.now(UTC)
+    assert before_dt + timedelta(hours=1) <= shifted_dt <= after_dt + timedelta(hours=1)
+    assert shifted_dt.tzinfo is not None
+    before, mono, after = time.monotonic(), clock.monotonic(), time.monotonic()
+    assert before <= mono <= after, "elapsed time is not shifted"
 
 
 def test_fake_clock_moves_only_when_told() -> None:
@@ -34,24 +39,44 @@ def test_fake_clock_moves_only_when_told() -> None:
         FakeClock(datetime(2026, 1, 1))
 
 
+class CountingEvent(threading.Event):
+    """A stop event that counts how often a sleeper looks at it (once per check of its clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return super().is_set()
+
+
 def test_fake_clock_sleep_wakes_on_advance_and_on_stop() -> None:
     clock = FakeClock()
-    stop = threading.Event()
+    stop = CountingEvent()
     results: list[bool] = []
     t = threading.Thread(target=lambda: results.append(clock.sleep(10, stop)))
     t.start()
-    while clock.waiters() == 0:
-        time.sleep(0.001)
-    clock.advance(9)
-    time.sleep(0.05)
-    assert results == []
-    clock.advance(1)
-    t.join(5)
-    assert results == [False]
+    try:
+        eventually(lambda: clock.waiters() == 1, what="the sleeper to register")
+        clock.advance(9)
+        # A sleeper checks its stop event and then the clock, and looks at the event once more
+        # on its way out. Four more looks mean it has seen the advanced clock at least twice
+        # and kept sleeping.
+        seen = stop.checks
+        eventually(lambda: stop.checks >= seen + 4, what="the sleeper to check the clock")
+        assert results == [] and t.is_alive()
+        clock.advance(1)
+        t.join(10)
+        assert results == [False]
+    finally:
+        stop.set()
+        t.join(10)
+    stop = CountingEvent()
     t = threading.Thread(target=lambda: results.append(clock.sleep(10, stop)))
     t.start()
     stop.set()
-    t.join(5)
+    t.join(10)
     assert results == [False, True]
 
 

@@ -76,11 +76,24 @@ def test_profile_change_enqueues_its_reports(kube: KubeEnv) -> None:
     ctl = Controller("usagereport", reconcile, primary=reports, metrics=metrics, workers=2)
     ctl.watch(profiles, reports_of)
     assert not ctl.started()
+
+    # Count the controller's looks at the reports cache, to know it has looked again.
+    looks = []
+    reports_synced = reports.has_synced
+
+    def counted_has_synced() -> bool:
+        looks.append(1)
+        return reports_synced()
+
+    reports.has_synced = counted_has_synced  # type: ignore[method-assign]
     ctl.start()
     profiles.start()
     try:
-        # Workers wait for both informers.
-        threading.Event().wait(0.2)
+        # Workers wait for both informers: with profiles synced and reports not started, the
+        # controller checks again and again and does not start.
+        eventually(profiles.has_synced, what="profiles synced")
+        seen = len(looks)
+        eventually(lambda: len(looks) >= seen + 2, what="the controller to check its caches")
         assert not ctl.started() and reconciled == []
         reports.start()
         eventually(ctl.started, what="workers start after both informers synced")
@@ -89,7 +102,9 @@ def test_profile_change_enqueues_its_reports(kube: KubeEnv) -> None:
             reconciled.clear()
         kube.rest.merge_patch(PROFILES, "h100", {"spec": {"hardware": {"purchasePriceUSD": 9}}}, NS)
         eventually(lambda: sorted(set(reconciled)) == ["default/daily", "default/weekly"])
-        threading.Event().wait(0.2)
+        # The mapping enqueued every key of the change at once; once the queue is idle, each of
+        # them has been reconciled, so a key that is missing now was never enqueued.
+        eventually(lambda: len(ctl.queue) == 0 and not ctl.queue.processing(), what="idle queue")
         assert "default/other" not in reconciled
     finally:
         ctl.stop()

@@ -16,7 +16,7 @@ from infercost.kube.health import HealthMetrics
 from infercost.kube.informer import Backoff, EventHandler, Informer, InformerFactory
 from infercost.kube.rest import CONFIGMAPS, PODS, RestClient
 from infercost.kube.transforms import PodInfo, transform_pod
-from infercost.testing.kubefixtures import KubeEnv, crd_dirs, eventually
+from infercost.testing.kubefixtures import KubeEnv, eventually
 from infercost.testing.kubesim import KubeSim
 
 NS = "default"
@@ -152,7 +152,9 @@ def test_relist_turns_vanished_objects_into_deletes(kube: KubeEnv, started) -> N
     assert rec.kinds("b") == ["add", "delete"]
     assert rec.kinds("c") == ["add"]
     assert rec.kinds("d") == ["add"]
-    assert restarts(metrics) >= 2
+    # How many watches failed before the history expired depends on scheduling; that the
+    # informer had to list again does not: the deletes happened while no watch was open.
+    assert restarts(metrics) >= 1
     lists = [r for r in kube.sim.requests() if r.verb == "list" and r.resource == "pods"]
     assert len(lists) >= 2, "a relist must have happened"
 
@@ -216,7 +218,9 @@ def test_410_storm_converges(kube: KubeEnv, started) -> None:
         kube.sim.faults.expire_resource_versions()
         kube.sim.faults.clear()
     eventually(lambda: cache_state(inf) == server_state(kube.rest), what="convergence")
-    assert restarts(metrics) >= 2
+    # The informer may not have tried a single watch until the last round (a loaded machine):
+    # at least that one met an expired resourceVersion and led to a relist.
+    assert restarts(metrics) >= 1
     lists = [r for r in kube.sim.requests() if r.verb == "list" and r.resource == "pods"]
     assert len(lists) >= 2, "an expired resourceVersion must lead to a relist"
 
@@ -291,29 +295,22 @@ mutations = st.lists(
 )
 
 
-@pytest.fixture(scope="module")
-def shared_sim():
-    sim = KubeSim(crd_dirs=crd_dirs(), bookmark_interval=1.0)
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
-_counter = iter(range(10_000))
-
-
 @settings(
     max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=mutations)
-def test_cache_converges_and_every_change_reaches_a_reconcile(shared_sim: KubeSim, ops) -> None:
-    namespace = f"prop-{next(_counter)}"
-    shared_sim.create_namespace(namespace)
-    rest = RestClient(shared_sim.api_client())
+def test_cache_converges_and_every_change_reaches_a_reconcile(ops) -> None:
+    # An emulator per example: stopping it ends every connection of the example, including
+    # keep-alive ones whose client objects are garbage not yet collected.
+    with KubeSim(bookmark_interval=1.0, namespaces=["prop"]) as sim:
+        converges_with_every_change_reconciled(sim, ops)
+
+
+def converges_with_every_change_reconciled(sim: KubeSim, ops) -> None:
+    namespace = "prop"
+    rest = RestClient(sim.api_client())
     inf = Informer(
         rest,
         PODS,
@@ -350,13 +347,13 @@ def test_cache_converges_and_every_change_reaches_a_reconcile(shared_sim: KubeSi
                 rest.delete(PODS, name, namespace)
                 existing.discard(name)
             elif op == "drop":
-                shared_sim.faults.drop_watches()
+                sim.faults.drop_watches()
             elif op == "cut":
-                shared_sim.faults.drop_watches(abrupt=True)
+                sim.faults.drop_watches(abrupt=True)
             elif op == "expire":
-                shared_sim.faults.expire_resource_versions()
+                sim.faults.expire_resource_versions()
             elif op == "burst":
-                shared_sim.faults.respond(verb="watch", resource="pods", code=500, count=2)
+                sim.faults.respond(verb="watch", resource="pods", code=500, count=2)
         want = server_state(rest, namespace)
         eventually(lambda: cache_state(inf) == want, what="cache convergence")
 
@@ -368,7 +365,7 @@ def test_cache_converges_and_every_change_reaches_a_reconcile(shared_sim: KubeSi
 
         eventually(reconciled, what="every final state reconciled")
     finally:
-        shared_sim.faults.clear()
+        sim.faults.clear()
         ctl.stop()
         inf.stop()
         ctl.join(5)

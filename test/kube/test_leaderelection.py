@@ -1,34 +1,51 @@
-"""Two electors on one Lease in the emulator: one leads, handover on release and on silence."""
+"""Two electors on one Lease in the emulator: one leads, handover on release and on silence.
+
+The electors run on a :class:`FakeClock` without jitter, and the tests step it one retry period
+at a time: each step waits until every campaigning elector has read the Lease again (its request
+is in the emulator's log) and gone back to sleep on the clock, so "b is still a standby" is a
+fact about b's attempts, not about how long the test slept.
+"""
 
 from __future__ import annotations
 
+import random
 import threading
-import time
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from infercost.kube.clock import FakeClock
 from infercost.kube.health import HealthMetrics
 from infercost.kube.leaderelection import LeaderElector, default_identity
-from infercost.kube.rest import LEASES, RestClient
+from infercost.kube.rest import LEASES
 from infercost.testing.kubefixtures import KubeEnv, eventually
 
 NS = "infercost-system"
+RETRY_SECONDS = 0.25  # exact in binary, so n steps add up to exactly n × 0.25 s
+LEASE_SECONDS = 1.5  # written to the Lease rounded up: leaseDurationSeconds 2
+
+
+class NoJitter(random.Random):
+    def random(self) -> float:
+        return 0.0
 
 
 class Candidate:
-    def __init__(self, rest: RestClient, name: str, **kw) -> None:
+    def __init__(self, kube: KubeEnv, name: str, clock: FakeClock, **kw) -> None:
+        self.name = name
         self.metrics = HealthMetrics(CollectorRegistry())
         self.started = threading.Event()
         self.stopped = threading.Event()
         self.elector = LeaderElector(
-            rest,
+            kube.new_rest(user_agent=name),
             namespace=NS,
             name="infercost-leader",
             identity=name,
-            lease_duration=1.5,
+            lease_duration=LEASE_SECONDS,
             renew_deadline=1.0,
-            retry_period=0.2,
+            retry_period=RETRY_SECONDS,
+            clock=clock,
+            rand=NoJitter(),
             metrics=self.metrics,
             on_started_leading=self.started.set,
             on_stopped_leading=self.stopped.set,
@@ -43,6 +60,37 @@ def lease(kube: KubeEnv) -> dict:
     return kube.rest.get(LEASES, "infercost-leader", NS)["spec"]
 
 
+def lease_reads(kube: KubeEnv, who: str) -> int:
+    """How many times ``who`` has read the Lease (every attempt starts with a read)."""
+    return sum(
+        1
+        for r in kube.sim.requests()
+        if r.user_agent == who and r.resource.startswith("leases") and r.verb == "get"
+    )
+
+
+def settled(kube: KubeEnv, clock: FakeClock, reads: dict[str, int]) -> None:
+    """Wait until each elector has made ``reads[who]`` attempts and all are asleep again.
+
+    An elector unregisters from the clock when it wakes, before it reads the Lease, so once the
+    reads are logged a full count of waiters means every one of them is back in a new sleep.
+    """
+    eventually(
+        lambda: (
+            all(lease_reads(kube, who) >= n for who, n in reads.items())
+            and clock.waiters() == len(reads)
+        ),
+        what=f"electors {sorted(reads)} to make their attempts {reads} and sleep again",
+    )
+
+
+def step(kube: KubeEnv, clock: FakeClock, *campaigning: Candidate) -> None:
+    """One retry period: every campaigning elector makes exactly one more attempt."""
+    reads = {c.name: lease_reads(kube, c.name) + 1 for c in campaigning}
+    clock.advance(RETRY_SECONDS)
+    settled(kube, clock, reads)
+
+
 def test_validation_mirrors_client_go() -> None:
     with pytest.raises(ValueError, match="lease duration"):
         LeaderElector(None, namespace=NS, name="l", lease_duration=10, renew_deadline=10)
@@ -53,75 +101,98 @@ def test_validation_mirrors_client_go() -> None:
 
 
 def test_one_leader_then_clean_release_hands_over_at_once(kube: KubeEnv) -> None:
-    a = Candidate(kube.new_rest(), "a")
+    clock = FakeClock()
+    a = Candidate(kube, "a", clock)
     a.elector.start()
-    assert a.started.wait(5)
-    b = Candidate(kube.new_rest(), "b")
+    assert a.started.wait(10)
+    settled(kube, clock, {"a": 1})
+    b = Candidate(kube, "b", clock)
     b.elector.start()
     try:
+        settled(kube, clock, {"a": 1, "b": 1})
         assert a.elector.is_leader() and a.gauge() == 1
         spec = lease(kube)
         assert spec["holderIdentity"] == "a" and spec["leaseDurationSeconds"] == 2
-        time.sleep(0.6)  # several retry periods: b must stay a standby while a renews
+        renewed_at = spec["renewTime"]
+        # Three lease durations of retries: a renews every time, so b stays a standby.
+        for _ in range(24):
+            step(kube, clock, a, b)
         assert not b.started.is_set() and b.gauge() == 0
         assert b.elector.leader == "a"
-        renew_before = lease(kube)["renewTime"]
-        eventually(lambda: lease(kube)["renewTime"] != renew_before, what="a renewal")
+        assert lease(kube)["renewTime"] > renewed_at, "a renewed the Lease"
 
-        released_at = time.monotonic()
         a.elector.stop()
-        a.elector.join(5)
+        a.elector.join(10)
         assert a.stopped.is_set() and a.gauge() == 0 and not a.elector.is_leader()
-        assert b.started.wait(5)
-        # Well under the 1.5 s lease: the release let b in at its next retry.
-        assert time.monotonic() - released_at < 1.2
+        assert lease(kube)["holderIdentity"] == ""
+        # The release lets b in at its very next retry, not a lease duration later.
+        clock.advance(RETRY_SECONDS)
+        assert b.started.wait(10)
         spec = lease(kube)
         assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
     finally:
+        a.elector.stop()
         b.elector.stop()
-        b.elector.join(5)
+        a.elector.join(10)
+        b.elector.join(10)
     assert lease(kube)["holderIdentity"] == "", "clean stop releases the Lease"
 
 
 def test_vanished_holder_is_replaced_after_the_lease_expires(kube: KubeEnv) -> None:
-    a = Candidate(kube.new_rest(), "a", release_on_stop=False)
+    clock = FakeClock()
+    a = Candidate(kube, "a", clock, release_on_stop=False)
     a.elector.start()
-    assert a.started.wait(5)
-    b = Candidate(kube.new_rest(), "b")
+    assert a.started.wait(10)
+    b = Candidate(kube, "b", clock)
     b.elector.start()
     try:
-        time.sleep(0.3)
+        settled(kube, clock, {"a": 1, "b": 1})
         # a "crashes": it stops renewing and does not release.
         a.elector.stop()
-        a.elector.join(5)
-        assert lease(kube)["holderIdentity"] == "a"
-        vanished_at = time.monotonic()
-        assert b.started.wait(5)
-        waited = time.monotonic() - vanished_at
-        assert waited >= 1.0, "b must wait for the lease to expire on its own clock"
+        a.elector.join(10)
+        spec = lease(kube)
+        assert spec["holderIdentity"] == "a" and spec["leaseDurationSeconds"] == 2
+        # b first saw this record at its first attempt; it may take the Lease once 2 s of its
+        # own clock have passed without the record changing: after 8 retries of 0.25 s.
+        for _ in range(7):
+            step(kube, clock, b)
+        assert not b.started.is_set() and lease(kube)["holderIdentity"] == "a"
+        clock.advance(RETRY_SECONDS)
+        assert b.started.wait(10)
         assert lease(kube)["holderIdentity"] == "b"
     finally:
+        a.elector.stop()
         b.elector.stop()
-        b.elector.join(5)
+        a.elector.join(10)
+        b.elector.join(10)
 
 
 def test_leader_that_cannot_renew_steps_down(kube: KubeEnv) -> None:
-    a = Candidate(kube.new_rest(), "a")
+    clock = FakeClock()
+    a = Candidate(kube, "a", clock)
     a.elector.start()
-    assert a.started.wait(5)
-    # Every lease read fails from now on; past the renew deadline a must give up.
+    assert a.started.wait(10)
+    settled(kube, clock, {"a": 1})
+    # Every lease read fails from now on; once the 1 s renew deadline has passed without a
+    # successful renewal, a must give up.
     kube.sim.faults.respond(verb="get", resource="leases", code=503, count=10_000)
     try:
-        assert a.stopped.wait(5)
+        for _ in range(3):  # attempts at 0.25, 0.5 and 0.75 s: still inside the deadline
+            step(kube, clock, a)
+        assert a.elector.is_leader() and not a.stopped.is_set()
+        # 1.0 s: the renew deadline since the last successful renewal (at 0 s) has passed; a
+        # leader steps down then, so it never writes on a Lease it may no longer hold
+        clock.advance(RETRY_SECONDS)
+        assert a.stopped.wait(10)
         assert not a.elector.is_leader() and a.gauge() == 0
     finally:
         kube.sim.faults.clear()
         a.elector.stop()
-        a.elector.join(5)
+        a.elector.join(10)
 
 
 def test_conflicting_write_loses_the_race(kube: KubeEnv) -> None:
-    a = Candidate(kube.new_rest(), "a")
+    a = Candidate(kube, "a", FakeClock())
     assert a.elector._try_acquire_or_renew() is True  # creates the Lease
     kube.sim.faults.conflict(resource="leases", name="infercost-leader")
     assert a.elector._try_acquire_or_renew() is False, "a 409 on the guarded PUT is a lost race"
@@ -130,3 +201,43 @@ def test_conflicting_write_loses_the_race(kube: KubeEnv) -> None:
         r for r in kube.sim.requests() if r.resource.startswith("leases") and r.verb == "update"
     ]
     assert [r.status for r in puts] == [409, 200]
+
+
+def test_stopped_leading_runs_after_started_leading_returned_and_join_waits_for_both(
+    kube: KubeEnv,
+) -> None:
+    """The operator starts its writers in on_started_leading; on_stopped_leading (and a
+    caller joining the elector) must not overtake it, or writers could start after shutdown."""
+    entered, finish = threading.Event(), threading.Event()
+    order: list[str] = []
+    callback_threads: list[threading.Thread] = []
+
+    def started() -> None:
+        callback_threads.append(threading.current_thread())
+        entered.set()
+        finish.wait(30)
+        order.append("started returned")
+
+    elector = LeaderElector(
+        kube.new_rest(),
+        namespace=NS,
+        name="infercost-leader",
+        identity="a",
+        lease_duration=1.5,
+        renew_deadline=1.0,
+        retry_period=0.2,
+        on_started_leading=started,
+        on_stopped_leading=lambda: order.append("stopped"),
+    )
+    elector.start()
+    try:
+        assert entered.wait(10)
+        elector.stop()
+        eventually(lambda: lease(kube)["holderIdentity"] == "", what="the Lease released")
+        assert order == [], "on_stopped_leading waits for on_started_leading"
+        assert elector.is_alive(), "the elector still waits for its callback"
+    finally:
+        finish.set()
+        elector.join(30)
+    assert order == ["started returned", "stopped"]
+    assert not elector.is_alive() and not callback_threads[0].is_alive()

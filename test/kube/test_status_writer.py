@@ -107,7 +107,10 @@ def test_zero_writes_for_unchanged_objects_and_the_write_cadence(kube: KubeEnv) 
 
     def resync() -> None:
         before = reconciles()
-        eventually(lambda: clock.waiters() >= 1, what="the resync loop waiting")
+        # Both idle workers and the resync loop wait on the clock; only then is the resync loop
+        # sure to be asleep (a worker alone would satisfy "someone waits") and woken by the
+        # advance instead of starting a fresh 30 s after it.
+        eventually(lambda: clock.waiters() == 3, what="the workers and the resync loop waiting")
         clock.advance(30)
         eventually(lambda: reconciles() >= before + 3, what="a resync's reconciles")
 

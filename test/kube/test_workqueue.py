@@ -17,6 +17,7 @@ from infercost.kube.workqueue import (
     WorkQueue,
     default_controller_rate_limiter,
 )
+from infercost.testing.kubefixtures import eventually
 
 
 def make_queue() -> tuple[WorkQueue[str], FakeClock]:
@@ -93,10 +94,8 @@ def test_blocked_get_wakes_when_fake_clock_passes_delay() -> None:
     got: list[str | None] = []
     t = threading.Thread(target=lambda: got.append(q.get()))
     t.start()
-    deadline = time.monotonic() + 5
-    while clock.waiters() == 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert clock.waiters() == 1 and not got
+    eventually(lambda: clock.waiters() == 1, what="get() to wait on the clock")
+    assert not got
     clock.advance(30.0)
     t.join(5)
     assert got == ["a"]
@@ -128,9 +127,7 @@ def test_get_timeout_uses_the_queue_clock() -> None:
 
     t = threading.Thread(target=worker)
     t.start()
-    deadline = time.monotonic() + 5
-    while clock.waiters() == 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    eventually(lambda: clock.waiters() == 1, what="get() to wait on the clock")
     clock.advance(60.0)
     t.join(5)
     assert got == [None]
@@ -227,9 +224,7 @@ def test_four_workers_never_process_a_key_concurrently_and_see_final_state() -> 
         with state_lock:
             state[key] += 1
         q.add(key)
-    deadline = time.monotonic() + 20
-    while (len(q) or q.processing()) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: not len(q) and not q.processing(), timeout=60, what="the queue to drain")
     q.shutdown()
     for w in workers:
         w.join(5)

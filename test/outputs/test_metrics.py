@@ -103,7 +103,15 @@ def test_an_unknown_power_source_is_refused() -> None:
         record(source="Measured")
 
 
-def test_updates_while_scraping_are_safe() -> None:
+PROFILE_FAMILIES = (
+    "infercost_costprofile_hourly_cost_usd",
+    "infercost_costprofile_amortization_per_hour_usd",
+    "infercost_costprofile_electricity_per_hour_usd",
+    "infercost_costprofile_power_watts",
+)
+
+
+def test_every_scrape_during_updates_is_one_consistent_snapshot() -> None:
     registry = CollectorRegistry()
     collector = CostProfileCollector()
     registry.register(collector)
@@ -116,11 +124,38 @@ def test_updates_while_scraping_are_safe() -> None:
             collector.remove("ml", f"p{(i + 25) % 50}")
             i += 1
 
+    def profiles(series: dict, family: str) -> list[str]:  # type: ignore[type-arg]
+        return sorted(dict(labels)["costprofile"] for name, labels in series if name == family)
+
     t = threading.Thread(target=churn)
     t.start()
     try:
         for _ in range(50):
-            scrape(registry)
+            series = scrape(registry)
+            names = profiles(series, PROFILE_FAMILIES[0])
+            # A profile is in every family or in none, with its record's values and exactly
+            # one active power source: no scrape sees half an update or half a removal.
+            for family in PROFILE_FAMILIES[1:]:
+                assert profiles(series, family) == names, family
+            assert profiles(series, "infercost_costprofile_power_source") == sorted(
+                names * len(POWER_SOURCES)
+            )
+            assert profiles(series, "infercost_gpu_power_watts") == sorted(names * 2)
+            hourly = {
+                value
+                for (name, _), value in series.items()
+                if name == "infercost_costprofile_hourly_cost_usd"
+            }
+            assert hourly <= {6.18}
+            active = [
+                dict(labels)["source"]
+                for (name, labels), value in series.items()
+                if name == "infercost_costprofile_power_source" and value == 1.0
+            ]
+            assert active == ["DCGM"] * len(names)
     finally:
         stop.set()
         t.join()
+    final = scrape(registry)
+    expected = sorted(r.name for r in collector.records())
+    assert profiles(final, PROFILE_FAMILIES[0]) == expected, "the last update is what is served"

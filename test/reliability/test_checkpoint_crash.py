@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from infercost.engine.costmodel import Hardware
+from infercost.api import Hardware
 from infercost.engine.ledger import (
     ROLE_INPUT,
     ROLE_OUTPUT,
@@ -31,8 +31,8 @@ from infercost.engine.ledger import (
 MIDNIGHT = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 DAY = "2026-11-27"
 PROFILE = "infra/h100"
-ECON = Economics(
-    Hardware(gpu_count=1, purchase_price_usd=26_280.0, amortization_years=3.0),
+ECON = Economics.of(
+    Hardware(gpu_model="H100", gpu_count=1, purchase_price_usd=26_280.0, amortization_years=3.0),
     rate_per_kwh=0.10,
     pue_factor=1.5,
 )

@@ -20,7 +20,6 @@ import pytest
 import yaml
 from cluster_rig import COSTPROFILES, OPERATOR_NS, PROFILE_NS, Cluster
 
-from infercost.controllers.config import flag_names
 from infercost.kube.rest import EVENTS, Resource
 from infercost.testing.kubefixtures import eventually
 from infercost.testing.simservers.objects import make_dcgm_exporter_pod
@@ -111,12 +110,6 @@ def test_annotations_never_choose_the_host_and_profile_namespaces_are_honoured(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    "dcgm-namespaces" not in flag_names(),
-    reason="--dcgm-namespaces is not in infercost/controllers/config.py yet: exporters are "
-    "trusted in every namespace",
-    strict=False,
-)
 def test_exporter_lookalikes_outside_dcgm_namespaces_change_no_figure(cluster: Cluster) -> None:
     cluster.node("gpu-1", gpus=2, labels={"pool": "a"})
     real = cluster.exporter("gpu-1", gpus=2)

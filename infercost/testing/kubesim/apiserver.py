@@ -25,6 +25,18 @@ from typing import Any
 import attrs
 import structlog
 
+from infercost.api.names import (
+    DNS1123_LABEL,
+    DNS1123_LABEL_FMT,
+    DNS1123_LABEL_MAX_LENGTH,
+    DNS1123_SUBDOMAIN,
+    DNS1123_SUBDOMAIN_FMT,
+    DNS1123_SUBDOMAIN_MAX_LENGTH,
+    LABEL_VALUE_FMT,
+    is_label_key,
+    is_label_value,
+)
+
 from . import schema as schemas
 from . import tables
 from .faults import Faults
@@ -50,21 +62,18 @@ from .watching import Watcher, error_line
 
 log = structlog.get_logger("infercost.testing.kubesim")
 
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS1123_SUBDOMAIN = re.compile(DNS1123_SUBDOMAIN)
+_DNS1123_LABEL = re.compile(DNS1123_LABEL)
+# The apiserver's wording, which quotes the unanchored pattern.
 _SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
     "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    f"for validation is '{DNS1123_SUBDOMAIN_FMT}')"
 )
 _LABEL_MSG = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
     "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
-    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+    f"used for validation is '{DNS1123_LABEL_FMT}')"
 )
 # Kinds whose names must be DNS-1123 labels rather than subdomains.
 _LABEL_NAMED = frozenset({"namespaces", "services"})
@@ -475,7 +484,7 @@ class ApiServer:
                 _SUBDOMAIN_MSG,
             )
         )
-        limit = 63 if rx is _DNS1123_LABEL else 253
+        limit = DNS1123_LABEL_MAX_LENGTH if rx is _DNS1123_LABEL else DNS1123_SUBDOMAIN_MAX_LENGTH
         if name and (not rx.match(name)):
             errors.append(
                 FieldError(
@@ -508,7 +517,7 @@ class ApiServer:
                 )
                 continue
             for k, v in value.items():
-                if not _valid_qualified_key(k):
+                if not is_label_key(k):
                     errors.append(
                         FieldError(
                             "FieldValueInvalid",
@@ -518,7 +527,7 @@ class ApiServer:
                             "with an alphanumeric character",
                         )
                     )
-                if field == "labels" and (len(v) > 63 or not _LABEL_VALUE.match(v)):
+                if field == "labels" and not is_label_value(v):
                     errors.append(
                         FieldError(
                             "FieldValueInvalid",
@@ -526,8 +535,8 @@ class ApiServer:
                             f"Invalid value: {json.dumps(v)}: a valid label must be an empty "
                             "string or consist of alphanumeric characters, '-', '_' or '.', and "
                             "must start and end with an alphanumeric character (e.g. 'MyValue',  "
-                            "or 'my_value',  or '12345', regex used for validation is "
-                            "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+                            f"or 'my_value',  or '12345', regex used for validation is "
+                            f"'{LABEL_VALUE_FMT}')",
                         )
                     )
         finalizers = meta.get("finalizers")
@@ -1243,13 +1252,6 @@ def _too_large(requested: int, current: int) -> ApiError:
             "retryAfterSeconds": 1,
         },
     )
-
-
-def _valid_qualified_key(key: str) -> bool:
-    prefix, sep, name = key.rpartition("/")
-    if sep and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and _QUALIFIED_NAME.match(name) is not None
 
 
 class WatchStream:

@@ -11,20 +11,19 @@ import datetime as dt
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import publishing
 from .apiserver import ApiServer, utc_now
 from .faults import Faults, RequestLog, RequestRecord
+from .publishing import Documents
 from .resources import Registry, ResourceDef
-from .serving import SimHTTPServer
+from .serving import SERVER_VERSION, Backend, SimHTTPServer
 from .store import Store
-
-publishing.register()
 
 # Namespaces every cluster has.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -62,7 +61,8 @@ class KubeSim:
 
     ``with KubeSim(crd_dirs=[...]) as sim:`` starts it; ``sim.url``, ``sim.kubeconfig`` and
     ``sim.api_client()`` connect to it; ``sim.faults`` breaks it; ``sim.requests()`` shows what
-    clients sent.
+    clients sent. ``clock`` gives the wall time of timestamps; ``monotonic`` the clock of
+    watch timeouts and bookmarks (a test may drive both).
     """
 
     def __init__(
@@ -76,6 +76,7 @@ class KubeSim:
         bookmark_interval: float = 5.0,
         namespaces: Iterable[str] = (),
         clock: Callable[[], dt.datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if bookmark_interval <= 0:
             raise ValueError(f"bookmark_interval must be positive, got {bookmark_interval!r}")
@@ -85,11 +86,12 @@ class KubeSim:
         self.registry = Registry()
         self.store = Store(history=watch_history)
         self.request_log = RequestLog()
+        self.monotonic = monotonic
         self.faults = Faults(self._drop_watches, self._expire)
         self.api = ApiServer(
             self.registry, self.store, self.faults, bookmark_interval, now=clock or utc_now
         )
-        self.documents = publishing.Documents()
+        self.documents = Documents(self.registry, SERVER_VERSION["gitVersion"])
         self._kubeconfig_path = Path(kubeconfig_path) if kubeconfig_path else None
         self._extra_namespaces = list(namespaces)
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
@@ -106,12 +108,20 @@ class KubeSim:
     def start(self) -> KubeSim:
         if self._server is not None:
             return self
-        self._server = SimHTTPServer((self.host, self.port), self)
+        backend = Backend(
+            api=self.api,
+            registry=self.registry,
+            faults=self.faults,
+            request_log=self.request_log,
+            documents=self.documents.routes(),
+            monotonic=self.monotonic,
+        )
+        self._server = SimHTTPServer((self.host, self.port), backend)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"kubesim-{self.port}",
+            name=self.thread_name,
             daemon=True,
         )
         self._thread.start()
@@ -140,6 +150,11 @@ class KubeSim:
         self.stop()
 
     # Connection details -----------------------------------------------------------------------
+
+    @property
+    def thread_name(self) -> str:
+        """The serving thread's name; the connection threads are named ``<thread_name>-conn``."""
+        return f"kubesim-{self.port}"
 
     @property
     def address(self) -> str:

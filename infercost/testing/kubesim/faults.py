@@ -58,8 +58,11 @@ class Faults:
         self,
         drop_watches: Callable[[bool], None],
         expire: Callable[[], None],
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._lock = threading.Lock()
+        self.sleep = sleep
+        """How injected latency is spent (a test may record it instead of waiting)."""
         self._drop_watches = drop_watches
         self._expire = expire
         self._responds: list[_Respond] = []
@@ -161,7 +164,7 @@ class Faults:
     def delay(self) -> None:
         seconds = self._latency_seconds
         if seconds > 0:
-            time.sleep(seconds)
+            self.sleep(seconds)
 
     def take_response(
         self, verb: str, plural: str, group: str, subresource: str | None

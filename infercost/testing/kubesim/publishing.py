@@ -1,25 +1,22 @@
-"""The OpenAPI documents of the served resources, wired into the HTTP server.
+"""The OpenAPI documents of the served resources, as documents for the HTTP front end.
 
 Builds ``/openapi/v3`` (index), ``/openapi/v3/<api/v1|apis/<group>/<version>>`` and
-``/openapi/v2`` with :mod:`.openapi` from the current registry, caches them until a CRD
-changes, and registers them in ``serving.DOCUMENTS``. kubectl uses them to decide that field
-validation happens on the server (``--validate=strict``) and for ``kubectl explain``.
+``/openapi/v2`` with :mod:`.openapi` from the current registry and caches them until a CRD
+changes. The emulator hands :meth:`Documents.routes` to the HTTP front end. kubectl uses them to
+decide that field validation happens on the server (``--validate=strict``) and for
+``kubectl explain``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from . import openapi
 from .resources import Registry
-from .serving import DOCUMENTS, SERVER_VERSION
 from .status import ApiError
-
-if TYPE_CHECKING:
-    from .emulator import KubeSim
 
 V3_PREFIX = "/openapi/v3"
 V2_PATH = "/openapi/v2"
@@ -30,26 +27,30 @@ def openapi_resources(registry: Registry) -> list[openapi.OpenAPIResource]:
 
 
 class Documents:
-    """The OpenAPI catalog of one registry revision (rebuilt when a CRD changes)."""
+    """The OpenAPI catalog of one registry, rebuilt when a CRD changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Registry, server_version: str) -> None:
+        self.registry = registry
+        self.server_version = server_version
         self._lock = threading.Lock()
         self._revision = -1
         self._catalog: openapi.OpenAPICatalog | None = None
         self._encoded: dict[str, bytes] = {}
 
-    def _current(self, registry: Registry) -> openapi.OpenAPICatalog:
+    def _current(self) -> openapi.OpenAPICatalog:
+        registry = self.registry
         if self._catalog is None or registry.revision != self._revision:
             self._catalog = openapi.OpenAPICatalog.build(
-                openapi_resources(registry), server_version=SERVER_VERSION["gitVersion"]
+                openapi_resources(registry), server_version=self.server_version
             )
             self._encoded = {}
             self._revision = registry.revision
         return self._catalog
 
-    def get(self, registry: Registry, path: str, accept: str | None) -> bytes:
+    def get(self, path: str) -> bytes:
+        """The JSON document at ``path`` (raises a 404 ApiError for an unknown one)."""
         with self._lock:
-            catalog = self._current(registry)
+            catalog = self._current()
             cached = self._encoded.get(path)
             if cached is not None:
                 return cached
@@ -66,20 +67,16 @@ class Documents:
             self._encoded[path] = body
             return body
 
+    def serve(self, path: str, query: dict[str, str], accept: str | None) -> tuple[str, bytes]:
+        """(content type, body) of a GET under ``/openapi/``."""
+        path = path.rstrip("/")
+        if path == V2_PATH and not openapi.v2_acceptable(accept):
+            # The apiserver labels its protobuf OpenAPI answer application/octet-stream.
+            return "application/octet-stream", openapi.v2_protobuf_document(self.server_version)
+        return "application/json", self.get(path)
 
-def serve_openapi(
-    sim: KubeSim, path: str, query: dict[str, str], accept: str | None
-) -> tuple[str, bytes]:
-    documents: Documents = sim.documents
-    path = path.rstrip("/")
-    if path == V2_PATH and not openapi.v2_acceptable(accept):
-        # The apiserver labels its protobuf OpenAPI answer application/octet-stream.
-        return "application/octet-stream", openapi.v2_protobuf_document(
-            SERVER_VERSION["gitVersion"]
-        )
-    return "application/json", documents.get(sim.registry, path, accept)
-
-
-def register() -> None:
-    DOCUMENTS[V3_PREFIX] = serve_openapi
-    DOCUMENTS[V2_PATH] = serve_openapi
+    def routes(
+        self,
+    ) -> dict[str, Callable[[str, dict[str, str], str | None], tuple[str, bytes]]]:
+        """The path prefixes this catalog answers, for the HTTP front end."""
+        return {V3_PREFIX: self.serve, V2_PATH: self.serve}

@@ -12,11 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+from infercost.api.names import is_label_key, is_label_value
 
 
 class SelectorError(ValueError):
@@ -45,13 +41,13 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def _check_key(key: str) -> str:
-    if not key or not _KEY.match(key):
+    if not is_label_key(key):
         raise SelectorError(f"unable to parse requirement: invalid label key {key!r}")
     return key
 
 
 def _check_value(value: str) -> str:
-    if len(value) > 63 or not _VALUE.match(value):
+    if not is_label_value(value):
         raise SelectorError(f"unable to parse requirement: invalid label value: {value!r}")
     return value
 

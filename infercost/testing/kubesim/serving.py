@@ -15,22 +15,21 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import attrs
 import structlog
 import yaml
 
 from . import protobuf
-from .apiserver import Result, Target, WatchStream
-from .faults import RequestRecord
+from .apiserver import ApiServer, Result, Target, WatchStream
+from .faults import Faults, RequestLog, RequestRecord
+from .resources import Registry
 from .status import ApiError, method_not_allowed
 from .watching import error_line
-
-if TYPE_CHECKING:
-    from .emulator import KubeSim
 
 log = structlog.get_logger("infercost.testing.kubesim")
 
@@ -48,17 +47,29 @@ SERVER_VERSION = {
 
 _NOT_FOUND = ApiError(404, "the server could not find the requested resource", "NotFound", {})
 
-# Extra GET documents by path prefix (e.g. "/openapi/v2"):
-# (sim, path, query, accept) -> (content type, body); may raise ApiError.
-DocumentFn = Callable[["KubeSim", str, dict[str, str], str | None], tuple[str, bytes]]
-DOCUMENTS: dict[str, DocumentFn] = {}
+# An extra GET document (e.g. "/openapi/v2"): (path, query, accept) -> (content type, body);
+# may raise ApiError.
+DocumentFn = Callable[[str, dict[str, str], str | None], tuple[str, bytes]]
 
 
-def _document_for(path: str) -> DocumentFn | None:
-    for prefix, fn in DOCUMENTS.items():
-        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-            return fn
-    return None
+@attrs.frozen
+class Backend:
+    """Everything the HTTP front end serves from, wired in by the emulator that owns it."""
+
+    api: ApiServer
+    registry: Registry
+    faults: Faults
+    request_log: RequestLog
+    documents: Mapping[str, DocumentFn] = attrs.field(factory=dict)
+    """Extra GET documents by path prefix."""
+    monotonic: Callable[[], float] = time.monotonic
+    """The clock of watch deadlines (``timeoutSeconds``) and bookmarks."""
+
+    def document_for(self, path: str) -> DocumentFn | None:
+        for prefix, fn in self.documents.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return fn
+        return None
 
 
 class Route:
@@ -78,15 +89,46 @@ class Route:
 
 
 class SimHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, named ``kubesim-<port>-conn`` and joined on close."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sim: KubeSim) -> None:
-        self.sim = sim
+    def __init__(self, address: tuple[str, int], backend: Backend) -> None:
+        self.backend = backend
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self._handlers: list[threading.Thread] = []
         super().__init__(address, Handler)
+        self.thread_name = f"kubesim-{self.server_address[1]}"
+
+    @property
+    def address(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{host!s}:{port}"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Named after the server, so that the threads of an emulator that outlives a test (a
+        # session fixture) can be told apart from threads a test leaked.
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"{self.thread_name}-conn",
+            daemon=True,
+        )
+        with self.connections_lock:
+            self._handlers = [t for t in self._handlers if t.is_alive()]
+            self._handlers.append(thread)
+        thread.start()
+
+    def server_close(self) -> None:
+        """Stop listening and wait for the connection threads (close the connections first)."""
+        super().server_close()
+        with self.connections_lock:
+            handlers, self._handlers = self._handlers, []
+        for thread in handlers:
+            thread.join()
 
     def close_connections(self) -> None:
         with self.connections_lock:
@@ -166,7 +208,7 @@ class Handler(BaseHTTPRequestHandler):
         return b""
 
     def _handle(self) -> None:
-        sim = self.server.sim
+        backend = self.server.backend
         started = time.time()
         split = urlsplit(self.path)
         path = split.path
@@ -199,13 +241,13 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/_kubesim/"):
                 self._control(path, body)
                 return
-            sim.faults.delay()
-            document = _document_for(path)
+            backend.faults.delay()
+            document = backend.document_for(path)
             if document is not None:
                 verb = "get"
                 if self.command not in ("GET", "HEAD"):
                     raise method_not_allowed()
-                content_type, payload = document(sim, path, query, self.headers.get("Accept"))
+                content_type, payload = document(path, query, self.headers.get("Accept"))
                 code = 200
                 log_it()
                 self._send(Result(200, payload, content_type))
@@ -223,14 +265,14 @@ class Handler(BaseHTTPRequestHandler):
             target = route.target
             assert target is not None
             verb = self._verb(target, query, route.verb_hint)
-            fault = sim.faults.take_response(
+            fault = backend.faults.take_response(
                 verb, target.resource.plural, target.resource.group, target.subresource
             )
             if fault is not None:
                 raise fault
             if verb == "watch":
                 code = 200
-                stream = sim.api.watch(target, query, self.headers.get("Accept"))
+                stream = backend.api.watch(target, query, self.headers.get("Accept"))
                 # A watch is logged when it opens, so tests can wait for it.
                 log_it()
                 self._watch(stream)
@@ -270,7 +312,7 @@ class Handler(BaseHTTPRequestHandler):
         started: float,
     ) -> None:
         r = target.resource if target is not None else None
-        self.server.sim.request_log.add(
+        self.server.backend.request_log.add(
             RequestRecord(
                 verb=verb or self.command.lower(),
                 method=self.command,
@@ -323,7 +365,7 @@ class Handler(BaseHTTPRequestHandler):
         return verb
 
     def _dispatch(self, verb: str, t: Target, query: dict[str, str], body: bytes) -> Result:
-        api = self.server.sim.api
+        api = self.server.backend.api
         if verb == "get":
             return api.get(t, self.headers.get("Accept"), query)
         if verb == "list":
@@ -365,8 +407,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def _route(self, path: str) -> Route:
-        sim = self.server.sim
-        registry = sim.registry
+        registry = self.server.backend.registry
         parts = [p for p in path.split("/") if p]
         if not parts:
             paths = ["/api", "/api/v1", "/apis", "/version"]
@@ -389,7 +430,7 @@ class Handler(BaseHTTPRequestHandler):
                         "kind": "APIVersions",
                         "versions": ["v1"],
                         "serverAddressByClientCIDRs": [
-                            {"clientCIDR": "0.0.0.0/0", "serverAddress": sim.address}
+                            {"clientCIDR": "0.0.0.0/0", "serverAddress": self.server.address}
                         ],
                     }
                 )
@@ -488,7 +529,7 @@ class Handler(BaseHTTPRequestHandler):
 
         try:
             try:
-                for line in stream.lines(time.monotonic, self._client_gone):
+                for line in stream.lines(self.server.backend.monotonic, self._client_gone):
                     chunk(line)
             except ApiError as exc:
                 # Headers are gone already: report the failure in the stream, as the apiserver
@@ -522,23 +563,23 @@ class Handler(BaseHTTPRequestHandler):
     # /_kubesim/ --------------------------------------------------------------------------
 
     def _control(self, path: str, body: bytes) -> None:
-        sim = self.server.sim
+        backend = self.server.backend
         try:
             if path == "/_kubesim/faults" and self.command == "POST":
                 try:
                     doc = json.loads(body or b"null")
-                    sim.faults.apply_json(doc)
+                    backend.faults.apply_json(doc)
                 except (ValueError, TypeError) as exc:
                     raise ApiError(400, f"invalid fault: {exc}", "BadRequest") from None
                 self._send(Result(200, b'{"status":"ok"}'))
             elif path == "/_kubesim/faults" and self.command == "DELETE":
-                sim.faults.clear()
+                backend.faults.clear()
                 self._send(Result(200, b'{"status":"ok"}'))
             elif path == "/_kubesim/requests" and self.command == "GET":
-                records = [r.as_dict() for r in sim.requests()]
+                records = [r.as_dict() for r in backend.request_log.records()]
                 self._send(Result(200, json.dumps(records).encode()))
             elif path == "/_kubesim/requests" and self.command == "DELETE":
-                sim.request_log.clear()
+                backend.request_log.clear()
                 self._send(Result(200, b'{"status":"ok"}'))
             elif path in ("/_kubesim/faults", "/_kubesim/requests"):
                 raise method_not_allowed()

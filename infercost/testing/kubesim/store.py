@@ -15,10 +15,7 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .watching import Watcher
+from typing import Any, Protocol
 
 ObjKey = tuple[str, str]  # (namespace, name)
 
@@ -71,6 +68,18 @@ class TooOldError(Exception):
         super().__init__(f"too old resource version: {requested} ({oldest})")
         self.requested = requested
         self.oldest = oldest
+
+
+class Watcher(Protocol):
+    """What the store needs of an open watch (``watching.Watcher`` is the one there is)."""
+
+    def offer(self, event: Event) -> None:
+        """Take one event of the watched storage key; called under the store's lock."""
+        ...
+
+    def close(self, abrupt: bool = False) -> None:
+        """End the stream: cleanly or by cutting the connection."""
+        ...
 
 
 def obj_key(obj: dict[str, Any]) -> ObjKey:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from kubernetes import client, watch
@@ -30,12 +29,10 @@ def pod(name: str, labels: dict[str, str] | None = None, node: str = "") -> dict
     return {"metadata": {"name": name, "labels": labels or {}}, "spec": spec}
 
 
-def test_fixture_starts_fast_and_serves_defaults(kubesim: KubeSim) -> None:
-    started = time.perf_counter()
+def test_fixture_serves_defaults(kubesim: KubeSim) -> None:
     with KubeSim() as other:
-        elapsed = time.perf_counter() - started
         assert other.url.startswith("http://127.0.0.1:")
-    assert elapsed < 1.0  # a sanity bound; it takes a few tens of milliseconds
+        assert other.url != kubesim.url
     names = [n.metadata.name for n in client.CoreV1Api(kubesim.api_client()).list_namespace().items]
     assert {"default", "kube-system", "infercost-system"} <= set(names)
     crds = client.ApiextensionsV1Api(kubesim.api_client()).list_custom_resource_definition()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infercost.testing.kubefixtures import eventually
 from infercost.testing.kubesim import KubeSim
 
 pytestmark = pytest.mark.kubectl
@@ -80,8 +80,24 @@ def test_create_get_patch_status_wait_delete(kubectl: Any, sim: KubeSim) -> None
     got = json.loads(kubectl("get", "widget", "w1", "-o", "json").stdout)
     assert got["metadata"]["generation"] == 1 and got["spec"]["replicas"] == 3
 
-    def finish() -> None:
-        time.sleep(0.5)
+    results: list[subprocess.CompletedProcess[str]] = []
+    waiter = threading.Thread(
+        target=lambda: results.append(
+            kubectl(
+                "wait", "wd/w1", "--for=jsonpath={.status.phase}=Done", "--timeout=60s", ok=False
+            )
+        )
+    )
+    waiter.start()
+    try:
+        # kubectl wait is watching the widget once its watch request is in the log; the
+        # status change must reach it through that watch.
+        eventually(
+            lambda: any(
+                r.verb == "watch" and r.resource.startswith("widgets") for r in sim.requests()
+            ),
+            what="kubectl wait to watch the widget",
+        )
         kubectl(
             "patch",
             "wd",
@@ -91,11 +107,10 @@ def test_create_get_patch_status_wait_delete(kubectl: Any, sim: KubeSim) -> None
             "-p",
             '{"status":{"phase":"Done"}}',
         )
-
-    patcher = threading.Thread(target=finish)
-    patcher.start()
-    waited = kubectl("wait", "wd/w1", "--for=jsonpath={.status.phase}=Done", "--timeout=20s")
-    patcher.join()
+    finally:
+        waiter.join(90)
+    (waited,) = results
+    assert waited.returncode == 0, waited.stderr
     assert "condition met" in waited.stdout
     kubectl("label", "wd", "w1", "tier=gold")
     assert kubectl("get", "wd", "-l", "tier=gold", "-o", "name").stdout.strip() == (

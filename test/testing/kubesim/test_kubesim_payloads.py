@@ -1,5 +1,5 @@
-"""ConfigMap and Secret payloads are checked like the apiserver checks them (the ledger
-checkpoint lives in ConfigMaps, so the emulator must refuse what a cluster refuses)."""
+"""ConfigMap and Secret payloads are checked like the apiserver checks them (the operator's object
+store writes ConfigMaps, so the emulator must refuse what a cluster refuses)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Scale sanity: many objects, big lists. Timings are printed; the benchmark issue measures."""
+"""Scale sanity: many objects, big lists, still answered correctly (timings belong in bench/)."""
 
 from __future__ import annotations
 
-import time
+import json
 
 import pytest
 import requests
@@ -34,38 +34,28 @@ def fill_pods(sim: KubeSim, count: int, namespace: str = "default") -> None:
 
 
 @pytest.mark.slow
-def test_list_of_ten_thousand_pods(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_of_ten_thousand_pods() -> None:
     with KubeSim(watch_history=1024) as sim:
-        started = time.perf_counter()
         fill_pods(sim, 10_000)
         fill_pods(sim, 10_000, namespace="kube-system")
-        fill_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        resp = requests.get(f"{sim.url}/api/v1/namespaces/default/pods", timeout=30)
-        raw_seconds = time.perf_counter() - started
+        resp = requests.get(f"{sim.url}/api/v1/namespaces/default/pods", timeout=60)
         assert resp.status_code == 200
         items = resp.json()["items"]
         assert len(items) == 10_000
         assert items[0]["metadata"]["name"] == "pod-00000"
-        started = time.perf_counter()
-        listed = client.CoreV1Api(sim.api_client()).list_namespaced_pod(
-            "default", _preload_content=False
-        )
-        body = listed.read()
-        client_seconds = time.perf_counter() - started
-        started = time.perf_counter()
+        api_client = sim.api_client()
+        try:
+            listed = client.CoreV1Api(api_client).list_namespaced_pod(
+                "default", _preload_content=False
+            )
+            assert len(json.loads(listed.read())["items"]) == 10_000
+        finally:
+            api_client.close()
         selected = requests.get(
             f"{sim.url}/api/v1/pods",
             params={"labelSelector": "i=3", "fieldSelector": "spec.nodeName=node-3"},
-            timeout=30,
+            timeout=60,
         ).json()["items"]
-        select_seconds = time.perf_counter() - started
+        # i % 10 == 3 and i % 50 == 3 select i = 3, 53, 103, ...: 200 per namespace.
         assert len(selected) == 400
-    with capsys.disabled():
-        print(
-            f"\nkubesim: 20000 pods stored in {fill_seconds:.2f}s; list of 10000 pods "
-            f"{raw_seconds:.3f}s raw, {client_seconds:.3f}s via client ({len(body)} bytes); "
-            f"selector over 20000 {select_seconds:.3f}s"
-        )
-    # A generous sanity bound, not a benchmark.
-    assert raw_seconds < 10
+        assert {p["metadata"]["namespace"] for p in selected} == {"default", "kube-system"}

