@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -10,32 +9,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("costprofiles", "usagereports", "tokenbudgets")
-
-
-@pytest.fixture
-def cluster(k8s):  # type: ignore[no-untyped-def]
-    """The cluster, ready, with the CRDs installed."""
-    k8s.create()
-    k8s.kubectl(["apply", "-k", str(REPO / "manifests" / "crd")], as_dict=False)
-    for plural in KINDS:
-        k8s.kubectl(
-            [
-                "wait",
-                "--for=condition=Established",
-                f"crd/{plural}.finops.infercost.ai",
-                "--timeout=30s",
-            ],
-            as_dict=False,
-        )
-    return k8s
-
-
-@pytest.fixture
-def namespace(cluster):  # type: ignore[no-untyped-def]
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl(["create", "namespace", name], as_dict=False)
-    yield name
-    cluster.kubectl(["delete", "namespace", name, "--wait=false"], as_dict=False)
 
 
 def test_api_resources_list_the_three_kinds_with_short_names(cluster) -> None:  # type: ignore[no-untyped-def]

@@ -300,8 +300,23 @@ TOKENBUDGET: ResourceType[TokenBudgetSpec, TokenBudgetStatus] = ResourceType(
         _AGE,
     ),
     conditions=(
-        ConditionDoc("Ready", "The budget's figures are current."),
-        ConditionDoc("BudgetExceeded", "True exactly when state is Exceeded."),
+        ConditionDoc(
+            "Ready",
+            "The budget's figures are current.",
+            (ConditionReason("True", "BudgetComputed", "spend is counted from the cost ledger"),),
+        ),
+        ConditionDoc(
+            "BudgetExceeded",
+            "True exactly when state is Exceeded.",
+            (
+                ConditionReason("True", "LimitReached", "spend this month >= monthlyLimitUSD"),
+                ConditionReason(
+                    "False",
+                    "WithinLimit",
+                    "spend is below the limit (the message lists the thresholds crossed)",
+                ),
+            ),
+        ),
     ),
     semantic_errors=_tokenbudget_semantic_errors,
 )

@@ -123,6 +123,14 @@ class CrossedThreshold(Model):
         **crd("percent", Integer(minimum=1, maximum=1000, format="int32"), "Threshold percent.")
     )
     severity: Severity = attrs.field(**crd("severity", Enum(Severity), "Threshold severity."))
+    crossed_time: dt.datetime | None = attrs.field(
+        default=None,
+        **crd(
+            "crossedTime",
+            DateTime(),
+            "Time of the first data this month that showed the threshold crossed.",
+        ),
+    )
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ import infercost
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("infercost.cli.validate", "check CostProfile/UsageReport/TokenBudget manifests"),
     "run": ("infercost.cli.run", "run the operator"),
+    "export": ("infercost.cli.export", "write the ledger's costs for finance (FOCUS 1.2 CSV)"),
     "version": ("", "print the version"),
 }
 

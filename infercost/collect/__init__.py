@@ -12,3 +12,9 @@ of CRDs or of writing to the API.
   per-pod token pages and per-node power inputs
 - :mod:`~infercost.collect.errors`: scrape failure reason codes
 """
+
+# Which pods are DCGM exporters, and where they are trusted (SPEC §3.2): the defaults of
+# --dcgm-selector and --dcgm-namespaces. Kept here, free of imports, so that the flag table can
+# read them without loading the scraping machinery.
+DEFAULT_DCGM_SELECTORS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter")
+DEFAULT_DCGM_NAMESPACES = ("gpu-operator", "nvidia-gpu-operator", "kube-system")

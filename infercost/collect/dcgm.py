@@ -14,7 +14,7 @@ which then name the exporter itself). Empty strings mean no pod holds the GPU.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -188,16 +188,23 @@ def _declares(text: bytes, family: str) -> bool:
     )
 
 
-def dedupe_gpus(readings: Iterable[GpuReading]) -> tuple[GpuReading, ...]:
-    """Keep the first reading of each UUID (duplicate exporters on one node, ``--dcgm-url``
-    targets that also run as pods)."""
+def dedupe_gpus(
+    by_node: Mapping[str, Sequence[GpuReading]],
+) -> dict[str, tuple[GpuReading, ...]]:
+    """One reading per GPU UUID (two exporters on a node, a ``--dcgm-url`` target that also
+    runs as a pod): the first one wins, nodes in name order, each node's readings in the order
+    given (its exporters oldest first, SPEC §4). The only place readings are deduplicated:
+    everything downstream relies on it."""
     seen: set[str] = set()
-    out = []
-    for reading in readings:
-        if reading.uuid not in seen:
-            seen.add(reading.uuid)
-            out.append(reading)
-    return tuple(out)
+    out: dict[str, tuple[GpuReading, ...]] = {}
+    for node in sorted(by_node):
+        kept = []
+        for reading in by_node[node]:
+            if reading.uuid not in seen:
+                seen.add(reading.uuid)
+                kept.append(reading)
+        out[node] = tuple(kept)
+    return out
 
 
 @attrs.frozen

@@ -1,7 +1,8 @@
 """Which pods to scrape and who holds which GPU, from cached Kubernetes objects (SPEC §3).
 
-Works on plain dicts as the API returns them (possibly stripped to the fields the operator
-reads), so it needs neither the kubernetes client nor the informer package. Every function is
+Reads pods through :class:`PodFacts`, a narrow view the informer cache's compact pods
+(:class:`infercost.kube.transforms.PodInfo`) satisfy as they are: no conversion back to API
+dicts, and no dependency on the kubernetes client or the informer package. Every function is
 pure: the same cache gives the same targets.
 
 The host of every target is the pod's ``status.podIP``; annotations choose only the port and the
@@ -16,15 +17,16 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Protocol
 
 import attrs
 
+from infercost.collect import DEFAULT_DCGM_NAMESPACES, DEFAULT_DCGM_SELECTORS
 from infercost.collect.backends import AUTO, BACKEND_NAMES, BACKENDS
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.scraping import ScrapeTarget
-
-Obj = Mapping[str, Any]
+from infercost.engine.catalog import OPEN_WEIGHT_FAMILY_ANNOTATION
+from infercost.engine.labelselector import LabelSelector
 
 BACKEND_KEY = "infercost.ai/backend"
 SCRAPE_KEY = "infercost.ai/scrape"
@@ -40,16 +42,88 @@ PROMETHEUS_PORT = "prometheus.io/port"
 PROMETHEUS_PATH = "prometheus.io/path"
 APP_NAME = "app.kubernetes.io/name"
 POD_TEMPLATE_HASH = "pod-template-hash"
-GPU_RESOURCE = "nvidia.com/gpu"
 
 DCGM_DEFAULT_PORT = 9400
 DCGM_PORT_NAMES = ("metrics", "gpu-metrics")
-DEFAULT_DCGM_SELECTORS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter")
 
 # Kubernetes' rand.SafeEncodeString alphabet, used for pod-template-hash.
 _HASH_SUFFIX = re.compile(r"-[bcdfghjklmnpqrstvwxz2456789]{5,10}$")
 _PATH_OK = re.compile(r"^/[!-~]*$")  # printable ASCII without spaces
 _MAX_PATH = 2048
+
+
+class ContainerFacts(Protocol):
+    """What discovery reads of a container."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def gpu_limit(self) -> int:
+        """Its ``nvidia.com/gpu`` limit (0 when none)."""
+        ...
+
+    @property
+    def ports(self) -> Sequence[tuple[str, int]]:
+        """(port name or ``""``, container port) of every declared port."""
+        ...
+
+    @property
+    def restart_count(self) -> int: ...
+
+
+class OwnerFacts(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def controller(self) -> bool: ...
+
+
+class PodFacts(Protocol):
+    """What discovery reads of a Pod; times are epoch seconds, missing strings are ``""``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+
+    @property
+    def owner_references(self) -> Sequence[OwnerFacts]: ...
+
+    @property
+    def creation_timestamp(self) -> float | None: ...
+
+    @property
+    def deletion_timestamp(self) -> float | None: ...
+
+    @property
+    def node_name(self) -> str: ...
+
+    @property
+    def containers(self) -> Sequence[ContainerFacts]: ...
+
+    @property
+    def pod_ip(self) -> str: ...
+
+    @property
+    def phase(self) -> str: ...
+
+    @property
+    def start_time(self) -> float | None: ...
 
 
 class DiscoveryError(ValueError):
@@ -66,32 +140,30 @@ class PodRef:
         return f"{self.namespace}/{self.name}"
 
 
-def pod_ref(pod: Obj) -> PodRef:
-    meta = pod.get("metadata") or {}
-    return PodRef(meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or "")
+def pod_ref(pod: PodFacts) -> PodRef:
+    return PodRef(pod.namespace, pod.name, pod.uid)
 
 
-def _meta(pod: Obj, field: str) -> Mapping[str, str]:
-    return (pod.get("metadata") or {}).get(field) or {}
-
-
-def _lookup(pod: Obj, key: str, *, annotation_first: bool = True) -> tuple[str, str] | None:
+def _lookup(pod: PodFacts, key: str, *, annotation_first: bool = True) -> tuple[str, str] | None:
     """(where, value) of the first of annotation/label ``key`` present."""
     sources = ("annotation", "label") if annotation_first else ("label", "annotation")
     for where in sources:
-        value = _meta(pod, "annotations" if where == "annotation" else "labels").get(key)
+        value = (pod.annotations if where == "annotation" else pod.labels).get(key)
         if value is not None:
             return where, value
     return None
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 def _url_host(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
 
 
-def is_running_with_ip(pod: Obj) -> bool:
-    status = pod.get("status") or {}
-    return status.get("phase") == "Running" and bool(status.get("podIP"))
+def is_running_with_ip(pod: PodFacts) -> bool:
+    return pod.phase == "Running" and bool(pod.pod_ip)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +197,9 @@ class InferenceTarget:
     """``status.phase`` (``Running`` for a target; kept for the ledger's records)."""
     deleting: bool
     """The pod has a ``deletionTimestamp``: it is scraped until it is gone."""
+    family: str | None = None
+    """The ``infercost.ai/open-weight-family`` annotation (or label) when set: the open-weight
+    family the cloud comparison uses for this pod's models (SPEC §6.2)."""
 
     @property
     def url(self) -> str:
@@ -135,7 +210,7 @@ class InferenceTarget:
         return ScrapeTarget(self.pod.uid or str(self.pod), self.host, self.port, self.path)
 
 
-def inference_backend(pod: Obj) -> tuple[str, str] | None:
+def inference_backend(pod: PodFacts) -> tuple[str, str] | None:
     """(backend, why) when the pod is an inference source by SPEC §3.1 rules 1–3, else None.
 
     Raises :class:`DiscoveryError` for an unknown ``infercost.ai/backend`` value.
@@ -150,27 +225,21 @@ def inference_backend(pod: Obj) -> tuple[str, str] | None:
                 f"(expected one of {', '.join(BACKEND_NAMES)})"
             )
         return value, f"{where} {BACKEND_KEY}"
-    labels = _meta(pod, "labels")
     for key in (LLMKUBE_RUNTIME, KSERVE_SERVICE):
-        if key in labels:
+        if key in pod.labels:
             return AUTO, f"label {key}"
-    scrape = _meta(pod, "annotations").get(SCRAPE_KEY)
+    scrape = pod.annotations.get(SCRAPE_KEY)
     if scrape is not None and scrape.strip().lower() == "true":
         return AUTO, f"annotation {SCRAPE_KEY}"
     return None
 
 
-def _container_ports(pod: Obj) -> list[tuple[str, str | None, int]]:
-    out = []
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            number = port.get("containerPort")
-            if isinstance(number, int):
-                out.append((container.get("name") or "", port.get("name"), number))
-    return out
+def _container_ports(pod: PodFacts) -> list[tuple[str, str, int]]:
+    """(container, port name or ``""``, number) of every declared port."""
+    return [(c.name, name, number) for c in pod.containers for name, number in c.ports]
 
 
-def _parse_port(pod: Obj, key: str, raw: str) -> int:
+def _parse_port(pod: PodFacts, key: str, raw: str) -> int:
     text = raw.strip()
     if text.isdigit():
         port = int(text)
@@ -185,14 +254,14 @@ def _parse_port(pod: Obj, key: str, raw: str) -> int:
     )
 
 
-def metrics_port(pod: Obj, backend: str) -> int:
-    annotations = _meta(pod, "annotations")
+def metrics_port(pod: PodFacts, backend: str) -> int:
+    annotations = pod.annotations
     for key in (PORT_KEY, KSERVE_PORT, PROMETHEUS_PORT):
         if key in annotations:
             return _parse_port(pod, key, annotations[key])
     if backend != AUTO:
         return BACKENDS[backend].default_port
-    hint = (_meta(pod, "labels").get(LLMKUBE_RUNTIME) or "").strip().lower()
+    hint = (pod.labels.get(LLMKUBE_RUNTIME) or "").strip().lower()
     if hint in BACKENDS:
         return BACKENDS[hint].default_port
     raise DiscoveryError(
@@ -201,8 +270,8 @@ def metrics_port(pod: Obj, backend: str) -> int:
     )
 
 
-def metrics_path(pod: Obj, backend: str) -> str:
-    annotations = _meta(pod, "annotations")
+def metrics_path(pod: PodFacts, backend: str) -> str:
+    annotations = pod.annotations
     for key in (PATH_KEY, KSERVE_PATH, PROMETHEUS_PATH):
         if key in annotations:
             raw = annotations[key]
@@ -229,21 +298,20 @@ def strip_template_hash(name: str, template_hash: str | None = None) -> str:
     return name
 
 
-def owner_name(pod: Obj) -> str | None:
+def owner_name(pod: PodFacts) -> str | None:
     """The name of the pod's owning workload (ReplicaSet → its Deployment's name)."""
-    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    owners = pod.owner_references
     if not owners:
         return None
-    owner = next((o for o in owners if o.get("controller")), owners[0])
-    name = owner.get("name")
-    if not name:
+    owner = next((o for o in owners if o.controller), owners[0])
+    if not owner.name:
         return None
-    if owner.get("kind") == "ReplicaSet":
-        return strip_template_hash(name, _meta(pod, "labels").get(POD_TEMPLATE_HASH))
-    return str(name)
+    if owner.kind == "ReplicaSet":
+        return strip_template_hash(owner.name, pod.labels.get(POD_TEMPLATE_HASH))
+    return owner.name
 
 
-def model_fallback(pod: Obj) -> str:
+def model_fallback(pod: PodFacts) -> str:
     """SPEC §3.1: the model of series that carry no model label."""
     for key, annotation_first in (
         (MODEL_KEY, True),
@@ -257,32 +325,16 @@ def model_fallback(pod: Obj) -> str:
     return owner_name(pod) or pod_ref(pod).name
 
 
-def _serving_container(pod: Obj, port: int) -> str | None:
+def _serving_container(pod: PodFacts, port: int) -> str | None:
     for container, _, number in _container_ports(pod):
         if number == port:
             return container
-    containers = (pod.get("spec") or {}).get("containers") or []
-    if len(containers) == 1:
-        return containers[0].get("name")
+    if len(pod.containers) == 1:
+        return pod.containers[0].name
     return None
 
 
-def _restart_counts(pod: Obj) -> dict[str, int]:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return {str(s.get("name")): int(s.get("restartCount") or 0) for s in statuses}
-
-
-def _start_time(raw: Any) -> datetime | None:
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def inference_target(pod: Obj) -> InferenceTarget | None:
+def inference_target(pod: PodFacts) -> InferenceTarget | None:
     """The scrape target of an inference pod, or None when the pod is not one (yet).
 
     A pod is a target when it is Running with an IP and matches SPEC §3.1 rules 1–3. Raises
@@ -292,8 +344,7 @@ def inference_target(pod: Obj) -> InferenceTarget | None:
     if matched is None or not is_running_with_ip(pod):
         return None
     backend = matched[0]
-    status = pod.get("status") or {}
-    host = str(status["podIP"])
+    host = pod.pod_ip
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -301,10 +352,10 @@ def inference_target(pod: Obj) -> InferenceTarget | None:
     port = metrics_port(pod, backend)
     path = metrics_path(pod, backend)
     container = _serving_container(pod, port)
-    restarts = _restart_counts(pod)
+    restarts = {c.name: c.restart_count for c in pod.containers}
     return InferenceTarget(
         pod=pod_ref(pod),
-        node=(pod.get("spec") or {}).get("nodeName"),
+        node=pod.node_name or None,
         backend=backend,
         host=host,
         port=port,
@@ -313,9 +364,12 @@ def inference_target(pod: Obj) -> InferenceTarget | None:
         container=container,
         restart_count=restarts.get(container) if container is not None else None,
         pod_restarts=sum(restarts.values()),
-        start_time=_start_time(status.get("startTime")),
-        phase=str(status.get("phase") or ""),
-        deleting=bool((pod.get("metadata") or {}).get("deletionTimestamp")),
+        start_time=_utc(pod.start_time),
+        phase=pod.phase,
+        deleting=pod.deletion_timestamp is not None,
+        family=(found[1].strip() or None)
+        if (found := _lookup(pod, OPEN_WEIGHT_FAMILY_ANNOTATION)) is not None
+        else None,
     )
 
 
@@ -334,12 +388,12 @@ class InferenceDiscovery:
     problems: tuple[PodProblem, ...]
 
 
-def _on_nodes(pod: Obj, nodes: Collection[str] | None) -> bool:
-    return nodes is None or (pod.get("spec") or {}).get("nodeName") in nodes
+def _on_nodes(pod: PodFacts, nodes: Collection[str] | None) -> bool:
+    return nodes is None or pod.node_name in nodes
 
 
 def discover_inference(
-    pods: Iterable[Obj], nodes: Collection[str] | None = None
+    pods: Iterable[PodFacts], nodes: Collection[str] | None = None
 ) -> InferenceDiscovery:
     """Inference targets among ``pods`` on ``nodes`` (all nodes when None), sorted by pod."""
     targets, problems = [], []
@@ -362,63 +416,6 @@ def discover_inference(
 # DCGM exporters
 
 
-@attrs.frozen
-class Requirement:
-    key: str
-    op: str  # "=", "!=", "exists", "!exists"
-    value: str = ""
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        if self.op == "=":
-            return labels.get(self.key) == self.value
-        if self.op == "!=":
-            return labels.get(self.key) != self.value
-        if self.op == "exists":
-            return self.key in labels
-        return self.key not in labels
-
-
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-
-
-@attrs.frozen
-class LabelSelector:
-    """An equality-based Kubernetes label selector (``a=b,c!=d,e,!f``); all must hold."""
-
-    requirements: tuple[Requirement, ...]
-    text: str
-
-    @classmethod
-    def parse(cls, text: str) -> LabelSelector:
-        reqs = []
-        for raw in text.split(","):
-            term = raw.strip()
-            if not term:
-                raise ValueError(f"label selector {text!r}: empty term")
-            if "!=" in term:
-                key, value = (p.strip() for p in term.split("!=", 1))
-                op = "!="
-            elif "=" in term:
-                key, value = (p.strip() for p in term.replace("==", "=", 1).split("=", 1))
-                op = "="
-            elif term.startswith("!"):
-                key, value, op = term[1:].strip(), "", "!exists"
-            else:
-                key, value, op = term, "", "exists"
-            if not _LABEL_KEY.match(key) or len(key.split("/")[-1]) > 63:
-                raise ValueError(f"label selector {text!r}: {key!r} is not a label key")
-            if not _LABEL_VALUE.match(value) or len(value) > 63:
-                raise ValueError(f"label selector {text!r}: {value!r} is not a label value")
-            reqs.append(Requirement(key, op, value))
-        return cls(tuple(reqs), text)
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(r.matches(labels) for r in self.requirements)
-
-
 def parse_dcgm_selectors(
     texts: Sequence[str] = DEFAULT_DCGM_SELECTORS,
 ) -> tuple[LabelSelector, ...]:
@@ -438,6 +435,9 @@ class ExporterTarget:
     host: str
     port: int
     path: str = "/metrics"
+    created: datetime | None = None
+    """The exporter pod's creationTimestamp: of two exporters reporting one GPU UUID, the
+    oldest wins (SPEC §4)."""
 
     @property
     def url(self) -> str:
@@ -450,16 +450,26 @@ class ExporterTarget:
 
 
 @attrs.frozen
+class UntrustedExporter:
+    """A pod labelled like a DCGM exporter outside the trusted namespaces: ignored."""
+
+    pod: PodRef
+    node: str
+
+
+@attrs.frozen
 class ExporterDiscovery:
     targets: tuple[ExporterTarget, ...]
     not_running: Mapping[str, tuple[PodRef, ...]]
     """Exporter pods found on a node that are not Running with an IP (node → pods)."""
+    untrusted: tuple[UntrustedExporter, ...] = ()
+    """Look-alikes outside the trusted namespaces, sorted by node and pod."""
 
     def nodes_with_exporters(self) -> set[str]:
         return {t.node for t in self.targets if t.node is not None}
 
 
-def _exporter_port(pod: Obj, default: int) -> int:
+def _exporter_port(pod: PodFacts, default: int) -> int:
     for _, name, number in _container_ports(pod):
         if name in DCGM_PORT_NAMES:
             return number
@@ -467,39 +477,50 @@ def _exporter_port(pod: Obj, default: int) -> int:
 
 
 def discover_exporters(
-    pods: Iterable[Obj],
+    pods: Iterable[PodFacts],
     nodes: Collection[str] | None = None,
     selectors: Sequence[LabelSelector] | None = None,
+    *,
     port: int | None = None,
     default_port: int = DCGM_DEFAULT_PORT,
+    namespaces: Collection[str] = DEFAULT_DCGM_NAMESPACES,
 ) -> ExporterDiscovery:
     """DCGM exporter pods on ``nodes`` (SPEC §3.2): port ``port`` when given, else the
     container port named ``metrics``/``gpu-metrics``, else ``default_port`` (``--dcgm-port``,
-    9400 by default)."""
+    9400 by default). Only pods in ``namespaces`` (``--dcgm-namespaces``) are exporters; a
+    look-alike elsewhere is listed in :attr:`ExporterDiscovery.untrusted` and never scraped."""
     chosen = selectors if selectors is not None else parse_dcgm_selectors()
     targets: list[ExporterTarget] = []
     not_running: dict[str, list[PodRef]] = {}
+    untrusted: list[UntrustedExporter] = []
     for pod in pods:
-        labels = _meta(pod, "labels")
-        if not any(s.matches(labels) for s in chosen):
+        if not any(s.matches(pod.labels) for s in chosen):
             continue
-        node = (pod.get("spec") or {}).get("nodeName")
+        node = pod.node_name
         if not node or (nodes is not None and node not in nodes):
             continue
+        ref = pod_ref(pod)
+        if ref.namespace not in namespaces:
+            untrusted.append(UntrustedExporter(ref, node))
+            continue
         if not is_running_with_ip(pod):
-            not_running.setdefault(node, []).append(pod_ref(pod))
+            not_running.setdefault(node, []).append(ref)
             continue
         targets.append(
             ExporterTarget(
                 node=node,
-                pod=pod_ref(pod),
-                host=str((pod.get("status") or {})["podIP"]),
+                pod=ref,
+                host=pod.pod_ip,
                 port=port if port is not None else _exporter_port(pod, default_port),
+                created=_utc(pod.creation_timestamp),
             )
         )
     targets.sort(key=lambda t: (t.node or "", t.pod or PodRef("", "")))
+    untrusted.sort(key=lambda u: (u.node, u.pod))
     return ExporterDiscovery(
-        tuple(targets), {n: tuple(sorted(p)) for n, p in sorted(not_running.items())}
+        tuple(targets),
+        {n: tuple(sorted(p)) for n, p in sorted(not_running.items())},
+        tuple(untrusted),
     )
 
 
@@ -526,33 +547,9 @@ def parse_dcgm_url(url: str) -> ExporterTarget:
 # GPU holders
 
 
-def gpu_limit(pod: Obj) -> int:
-    """Σ ``nvidia.com/gpu`` limits of the pod's containers (unparseable values count 0)."""
-    total = 0
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        raw = ((container.get("resources") or {}).get("limits") or {}).get(GPU_RESOURCE)
-        if raw is None:
-            continue
-        try:
-            total += int(str(raw))
-        except ValueError:
-            continue
-    return total
-
-
-def node_gpu_capacity(node: Obj) -> int | None:
-    """A Node's ``status.capacity['nvidia.com/gpu']``; None when absent or unparseable."""
-    raw = ((node.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE)
-    if raw is None:
-        return None
-    try:
-        return int(str(raw))
-    except ValueError:
-        return None
-
-
-def node_boot_id(node: Obj) -> str | None:
-    return ((node.get("status") or {}).get("nodeInfo") or {}).get("bootID") or None
+def gpu_limit(pod: PodFacts) -> int:
+    """Σ ``nvidia.com/gpu`` limits of the pod's containers."""
+    return sum(c.gpu_limit for c in pod.containers)
 
 
 def _mig_fraction(profile: str | None) -> float | None:
@@ -617,18 +614,13 @@ class NodeHoldings:
     """GPUs DCGM reports with no holder (DCGM mapping only)."""
 
 
-def _pods_on(pods: Iterable[Obj], node: str) -> list[Obj]:
-    return [
-        p
-        for p in pods
-        if (p.get("spec") or {}).get("nodeName") == node
-        and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-    ]
+def _pods_on(pods: Iterable[PodFacts], node: str) -> list[PodFacts]:
+    return [p for p in pods if p.node_name == node and p.phase not in ("Succeeded", "Failed")]
 
 
 def node_holdings(
     node: str,
-    pods: Iterable[Obj],
+    pods: Iterable[PodFacts],
     readings: Sequence[GpuReading] = (),
     inference_uids: Collection[str] = (),
     node_gpus: float = 0.0,

@@ -15,9 +15,20 @@ NOT_PROMETHEUS_TEXT: Final = "not_prometheus_text"
 TOO_LARGE: Final = "too_large"
 MISSING_METRICS: Final = "missing_metrics"
 OTHER: Final = "other"
+UNTRUSTED_NAMESPACE: Final = "untrusted_namespace"
+"""A pod labelled like a DCGM exporter outside ``--dcgm-namespaces``: ignored, never scraped."""
 
 REASONS: Final = frozenset(
-    {TIMEOUT, REFUSED, HTTP_STATUS, NOT_PROMETHEUS_TEXT, TOO_LARGE, MISSING_METRICS, OTHER}
+    {
+        TIMEOUT,
+        REFUSED,
+        HTTP_STATUS,
+        NOT_PROMETHEUS_TEXT,
+        TOO_LARGE,
+        MISSING_METRICS,
+        OTHER,
+        UNTRUSTED_NAMESPACE,
+    }
 )
 
 

@@ -8,10 +8,11 @@ and which GPUs it reported, deduplicated by UUID. Pure: it takes the discovery a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import attrs
 
-from infercost.collect.dcgm import DcgmPage, GpuReading, assign_nodes, read_dcgm
+from infercost.collect.dcgm import DcgmPage, GpuReading, assign_nodes, dedupe_gpus, read_dcgm
 from infercost.collect.discovery import ExporterDiscovery, ExporterTarget
 from infercost.collect.errors import ScrapeError
 from infercost.collect.scraping import ScrapeResult
@@ -67,7 +68,9 @@ def gather_dcgm(
     url_results: Sequence[ScrapeResult] = (),
 ) -> DcgmCollection:
     """Combine scrape results of discovered exporters (``results[i]`` belongs to
-    ``discovery.targets[i]``) and of ``--dcgm-url`` targets into per-node facts.
+    ``discovery.targets[i]``) and of ``--dcgm-url`` targets into per-node facts, one reading
+    per GPU UUID (:func:`~infercost.collect.dcgm.dedupe_gpus`; on a node the oldest exporter
+    pod wins, ``--dcgm-url`` targets come last).
 
     A node's exporter failed when its page could not be fetched or read; an exporter pod that
     is not Running with an IP counts as failed too (the message names the pod). A ``--dcgm-url``
@@ -91,7 +94,9 @@ def gather_dcgm(
         errors.append((target.url, error))
         return None
 
-    for target, result in zip(discovery.targets, results, strict=True):
+    # Oldest exporter pod first on each node: its readings win a UUID two exporters report.
+    ordered = sorted(zip(discovery.targets, results, strict=True), key=lambda tr: _age_order(tr[0]))
+    for target, result in ordered:
         assert target.node is not None
         page = read(target, result)
         if page is None:
@@ -123,13 +128,10 @@ def gather_dcgm(
 
     statuses = {node: combine_exporter_statuses(s) for node, s in per_node.items()}
     url_failure = "--dcgm-url " + "; ".join(url_failures) if url_failures else None
-    seen: set[str] = set()
-    deduped: dict[str, tuple[GpuReading, ...]] = {}
-    for node in sorted(gpus):
-        kept = []
-        for reading in gpus[node]:
-            if reading.uuid not in seen:
-                seen.add(reading.uuid)
-                kept.append(reading)
-        deduped[node] = tuple(kept)
-    return DcgmCollection(statuses, deduped, tuple(errors), tuple(unplaced), url_failure)
+    return DcgmCollection(statuses, dedupe_gpus(gpus), tuple(errors), tuple(unplaced), url_failure)
+
+
+def _age_order(target: ExporterTarget) -> tuple[str, bool, datetime, str]:
+    """Node, then creationTimestamp (unknown last), then pod, for the UUID precedence."""
+    created = target.created or datetime.max.replace(tzinfo=UTC)
+    return (target.node or "", target.created is None, created, str(target.pod))

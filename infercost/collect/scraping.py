@@ -9,7 +9,13 @@ never delays the others beyond taking one worker.
 
 Failures are returned, never raised, as :class:`ScrapeError` values with the reason codes of
 :mod:`infercost.collect.errors`; counting them in metrics is the caller's job (this package does
-not import the operator's health metrics).
+not import the operator's health metrics). Only network, HTTP and body errors are failures: any
+other exception is a bug and reaches the caller of :meth:`Scraper.scrape` unchanged.
+
+:meth:`Scraper.cancel` (on shutdown) abandons a cycle at once: queued fetches never start,
+sockets of running ones are shut down, and every :meth:`Scraper.scrape` waiting or still to
+come raises :class:`ScrapeCancelledError`. Workers are daemon threads, so a fetch stuck where no
+socket can be shut down (a DNS lookup) never holds the process past its exit.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import contextlib
 import heapq
 import http.client
 import itertools
+import queue
 import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Final
 
 import attrs
@@ -97,12 +104,18 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._counter = itertools.count()
         self._closed = False
+        self._aborted = False
         self._thread = threading.Thread(target=self._run, name="scrape-watchdog", daemon=True)
         self._thread.start()
 
     def watch(self, deadline: float, sock: socket.socket) -> int:
         token = next(self._counter)
         with self._cond:
+            if self._aborted:
+                # registered after abort_all(): this fetch is abandoned too
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                return token
             heapq.heappush(self._heap, (deadline, token, sock))
             self._cond.notify()
         return token
@@ -114,6 +127,17 @@ class _Watchdog:
                     deadline, _, _ = self._heap[i]
                     self._heap[i] = (deadline, t, None)
                     break
+
+    def abort_all(self) -> None:
+        """Shut down every watched socket now and every one watched later (the fetches
+        fail at once)."""
+        with self._cond:
+            self._aborted = True
+            socks = [sock for _, _, sock in self._heap if sock is not None]
+            self._heap = [(deadline, t, None) for deadline, t, _ in self._heap]
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         with self._cond:
@@ -142,6 +166,46 @@ class _OverdueError(Exception):
     pass
 
 
+class ScrapeCancelledError(Exception):
+    """:meth:`Scraper.cancel` was called: the cycle's results are abandoned."""
+
+
+# What a fetch can fail with that is the target's doing (or the network's), not a bug.
+_FETCH_ERRORS = (OSError, http.client.HTTPException, _OverdueError)
+
+
+class _Cycle:
+    """The fetches of one :meth:`Scraper.scrape` call: done when all are, or when cancelled."""
+
+    def __init__(self, futures: list[Future[ScrapeResult]]) -> None:
+        self.futures = futures
+        self.cancelled = False
+        self.abandoned = 0
+        """Fetches not finished when the cycle was cancelled."""
+        self._pending = len(futures)
+        self._cond = threading.Condition()
+
+    def one_done(self, _: Future[ScrapeResult]) -> None:
+        with self._cond:
+            self._pending -= 1
+            if self._pending <= 0:
+                self._cond.notify_all()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self.cancelled = True
+            self.abandoned = self._pending
+            self._cond.notify_all()
+        for future in self.futures:
+            future.cancel()  # only those not started yet; running ones fail on their socket
+
+    def wait(self) -> None:
+        """Block until every fetch ended or the cycle was cancelled."""
+        with self._cond:
+            while self._pending > 0 and not self.cancelled:
+                self._cond.wait()
+
+
 class Scraper:
     """Bounded-concurrency scraper with per-host keep-alive pools. Thread-safe; reuse it."""
 
@@ -165,10 +229,15 @@ class Scraper:
         self.max_body_bytes = max_body_bytes
         self.user_agent = user_agent
         self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="scrape")
+        self._jobs: queue.SimpleQueue[tuple[Future[ScrapeResult], ScrapeTarget] | None] = (
+            queue.SimpleQueue()
+        )
+        self._workers: list[threading.Thread] = []
+        self._cycles: set[_Cycle] = set()
         self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._watchdog = _Watchdog(clock)
+        self._cancelled = False
         self._closed = False
 
     def __enter__(self) -> Scraper:
@@ -177,12 +246,32 @@ class Scraper:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def cancel(self) -> None:
+        """Abandon every fetch: queued ones never start, running ones have their socket shut
+        down, and :meth:`scrape` raises :class:`ScrapeCancelledError` now and from then on."""
+        with self._lock:
+            if self._cancelled:
+                return
+            self._cancelled = True
+            cycles = list(self._cycles)
+        for cycle in cycles:
+            cycle.cancel()
+        self._watchdog.abort_all()
+
     def close(self) -> None:
-        """Stop the workers and close idle connections (waits for running fetches)."""
+        """Cancel what is in flight, stop the workers and close idle connections.
+
+        Waits for each worker at most the scrape timeout (its fetch ends by then)."""
         if self._closed:
             return
-        self._closed = True
-        self._pool.shutdown(wait=True)
+        self.cancel()
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers)
+        for _ in workers:
+            self._jobs.put(None)
+        for worker in workers:
+            worker.join(self.timeout_seconds + 1.0)
         self._watchdog.close()
         with self._lock:
             for conns in self._idle.values():
@@ -191,11 +280,50 @@ class Scraper:
             self._idle.clear()
 
     def scrape(self, targets: Sequence[ScrapeTarget]) -> list[ScrapeResult]:
-        """Fetch every target concurrently; results come back in the order of ``targets``."""
-        if self._closed:
-            raise RuntimeError("the scraper is closed")
-        futures = [self._pool.submit(self.scrape_one, t) for t in targets]
+        """Fetch every target concurrently; results come back in the order of ``targets``.
+
+        Raises :class:`ScrapeCancelledError` when :meth:`cancel` is called before or while it runs,
+        and re-raises an exception that is not a network or HTTP failure (a bug)."""
+        futures: list[Future[ScrapeResult]] = [Future() for _ in targets]
+        cycle = _Cycle(futures)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the scraper is closed")
+            if self._cancelled:
+                raise ScrapeCancelledError("the scraper was cancelled")
+            self._cycles.add(cycle)
+            for future, target in zip(futures, targets, strict=True):
+                future.add_done_callback(cycle.one_done)
+                self._jobs.put((future, target))
+            while len(self._workers) < min(self.concurrency, len(targets)):
+                self._start_worker()
+        try:
+            cycle.wait()
+        finally:
+            with self._lock:
+                self._cycles.discard(cycle)
+        if cycle.cancelled:
+            raise ScrapeCancelledError(f"{cycle.abandoned} of {len(targets)} scrapes abandoned")
         return [f.result() for f in futures]
+
+    def _start_worker(self) -> None:
+        worker = threading.Thread(
+            target=self._work, name=f"scrape-{len(self._workers)}", daemon=True
+        )
+        self._workers.append(worker)
+        worker.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, target = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(self.scrape_one(target))
+                except Exception as exc:  # a bug: handed to the caller of scrape()
+                    future.set_exception(exc)
 
     def idle_connections(self, host: str, port: int) -> int:
         with self._lock:
@@ -221,12 +349,13 @@ class Scraper:
         except ScrapeError as exc:
             conn.close()
             return ScrapeResult(target, None, exc, self._clock() - start, status, reused)
-        except BaseException as exc:  # classified below; nothing escapes a worker
+        except _FETCH_ERRORS as exc:
             conn.close()
             error = self._classify(exc, target, deadline)
-            if not isinstance(exc, Exception):
-                raise
             return ScrapeResult(target, None, error, self._clock() - start, status, reused)
+        except BaseException:
+            conn.close()
+            raise
         if keep:
             self._release(target, conn)
         else:
@@ -251,6 +380,32 @@ class Scraper:
                 return
         conn.close()
 
+    def _connect(self, target: ScrapeTarget, deadline: float) -> socket.socket:
+        """Connect under the watchdog, so that the deadline and :meth:`cancel` also cut short
+        a connection attempt that gets no answer (only the name lookup of a ``--dcgm-url``
+        host name cannot be cut short)."""
+        last: OSError | None = None
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            target.host, target.port, 0, socket.SOCK_STREAM
+        ):
+            sock = socket.socket(family, kind, proto)
+            token = self._watchdog.watch(deadline, sock)
+            try:
+                sock.settimeout(self._remaining(deadline))
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            finally:
+                self._watchdog.release(token)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        raise last or OSError(f"no address for {target.host}")
+
     def _remaining(self, deadline: float) -> float:
         remaining = deadline - self._clock()
         if remaining <= 0:
@@ -262,9 +417,8 @@ class Scraper:
     ) -> tuple[int, bytes, bool]:
         conn.timeout = self._remaining(deadline)
         if conn.sock is None:
-            conn.connect()
+            conn.sock = self._connect(target, deadline)
         sock = conn.sock
-        assert sock is not None
         token = self._watchdog.watch(deadline, sock)
         response: http.client.HTTPResponse | None = None
         try:
@@ -321,8 +475,10 @@ class Scraper:
                 # releases the socket's file object so that closing the connection closes it
                 response.close()
 
-    def _classify(self, exc: BaseException, target: ScrapeTarget, deadline: float) -> ScrapeError:
+    def _classify(self, exc: Exception, target: ScrapeTarget, deadline: float) -> ScrapeError:
         where = target.url
+        if self._cancelled:
+            return ScrapeError(f"scrape of {where} abandoned at shutdown", reason=errors.OTHER)
         if isinstance(exc, _OverdueError | TimeoutError) or self._clock() >= deadline:
             return ScrapeError(
                 f"timeout: no complete answer from {where} within {self.timeout_seconds:g}s",
@@ -349,9 +505,7 @@ class Scraper:
         if isinstance(exc, OSError):
             detail = exc.strerror or str(exc) or type(exc).__name__
             return ScrapeError(f"cannot reach {where}: {detail}", reason=errors.OTHER)
-        return ScrapeError(
-            f"unexpected error reading {where}: {type(exc).__name__}: {exc}", reason=errors.OTHER
-        )
+        return ScrapeError(f"{where}: {type(exc).__name__}: {exc}", reason=errors.OTHER)
 
 
 def _gunzip(data: bytes, target: ScrapeTarget, cap: int) -> bytes:

@@ -1,6 +1,6 @@
 """Wiring of the accounting side of the operator: the ledger keeper, the price catalog watch
-and the controllers that read the ledger (UsageReports), started and stopped as one leader-only
-component.
+and the controllers that read the ledger (UsageReports, TokenBudgets), started and stopped as
+one leader-only component.
 
 The keeper subscribes to the sampler at build time, before the informers start, and books only
 after its restore; the controllers are notified by the keeper after each booking, never by
@@ -16,7 +16,7 @@ import structlog
 from infercost.collect.pricing import PRICING_CONFIGMAP
 from infercost.controllers.ledger import LedgerKeeper, PricingWatch
 from infercost.controllers.ledgerstore import LedgerStore
-from infercost.controllers.sampling import shared_sampler
+from infercost.controllers.tokenbudget import build_tokenbudget_controller
 from infercost.controllers.usagereport import attribution_collector, build_usagereport_controller
 from infercost.kube.controller import Controller
 from infercost.kube.events import ObjectRef
@@ -61,7 +61,7 @@ class Accounting:
 
 def build_accounting(context: Any) -> Accounting:
     config = context.config
-    sampler = shared_sampler(context)
+    sampler = context.sampler
 
     def rejected(message: str) -> None:
         ref = ObjectRef("v1", "ConfigMap", PRICING_CONFIGMAP, config.namespace)
@@ -94,4 +94,5 @@ def build_accounting(context: Any) -> Accounting:
         LedgerHealthCollector(lambda: keeper.last_checkpoint), leader_only=True
     )
     reports = build_usagereport_controller(context, keeper, pricing)
-    return Accounting(keeper, [reports])
+    budgets = build_tokenbudget_controller(context, keeper)
+    return Accounting(keeper, [reports, budgets])

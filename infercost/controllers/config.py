@@ -9,14 +9,21 @@ one line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
+# Only light imports at module level: ``infercost validate`` builds the same argument parser.
+from infercost.collect import DEFAULT_DCGM_NAMESPACES, DEFAULT_DCGM_SELECTORS
+from infercost.outputs.rules import parse_rule_labels
+
 __all__ = [
+    "DEFAULT_DCGM_NAMESPACES",
     "DEFAULT_DCGM_SELECTORS",
     "FLAGS",
     "ConfigError",
@@ -26,10 +33,7 @@ __all__ = [
     "parse_bind",
     "parse_bool",
     "parse_duration",
-    "parse_labels",
 ]
-
-DEFAULT_DCGM_SELECTORS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter")
 
 
 class ConfigError(ValueError):
@@ -91,32 +95,6 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host, port
 
 
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-
-
-def parse_labels(text: str) -> dict[str, str]:
-    """``key=value,key=value`` with Kubernetes label syntax checked."""
-    labels: dict[str, str] = {}
-    for raw in text.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key:
-            raise ValueError(f"{item!r} is not key=value")
-        if not _LABEL_KEY.match(key) or len(key) > 316:
-            raise ValueError(f"{key!r} is not a valid label key")
-        if not _LABEL_VALUE.match(value):
-            raise ValueError(f"{value!r} (label {key}) is not a valid label value")
-        labels[key] = value
-    return labels
-
-
 def _split_list(text: str, sep: str = ",") -> list[str]:
     return [part.strip() for part in text.split(sep) if part.strip()]
 
@@ -154,9 +132,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _url(text: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", text):
-        raise ValueError(f"{text!r} is not an http(s) URL")
+def _dcgm_url(text: str) -> str:
+    from infercost.collect.discovery import parse_dcgm_url
+
+    parse_dcgm_url(text)  # the sampler's own parser: what passes here, it can scrape
+    return text
+
+
+def _label_selector(text: str) -> str:
+    from infercost.engine.labelselector import LabelSelector
+
+    LabelSelector.parse(text)
     return text
 
 
@@ -177,6 +163,13 @@ def _dns_label(text: str) -> str:
 
 def _namespaces(text: str) -> tuple[str, ...]:
     return tuple(_dns_label(ns) for ns in _split_list(text))
+
+
+def _some_namespaces(text: str) -> tuple[str, ...]:
+    namespaces = _namespaces(text)
+    if not namespaces:
+        raise ValueError("at least one namespace is needed")
+    return namespaces
 
 
 @attrs.frozen
@@ -216,6 +209,7 @@ FLAGS: tuple[Flag, ...] = (
         "infercost-system",
         _dns_label,
         metavar="NS",
+        default_help="the pod's own namespace in a cluster, else infercost-system",
     ),
     Flag(
         "scrape-interval",
@@ -252,8 +246,9 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "dcgm-selector",
-        "label selector of DCGM exporter pods (repeatable; any matches)",
+        "label selector of DCGM exporter pods, set-based included (repeatable; any matches)",
         ";".join(DEFAULT_DCGM_SELECTORS),
+        _label_selector,
         repeatable=True,
         env_separator=";",
         metavar="SELECTOR",
@@ -268,11 +263,18 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "dcgm-url",
-        "extra DCGM exporter URL to scrape (repeatable)",
+        "extra DCGM exporter URL to scrape, http only (repeatable)",
         None,
-        _url,
+        _dcgm_url,
         repeatable=True,
         metavar="URL",
+    ),
+    Flag(
+        "dcgm-namespaces",
+        "comma-separated namespaces whose DCGM exporter pods are trusted",
+        ",".join(DEFAULT_DCGM_NAMESPACES),
+        _some_namespaces,
+        metavar="NS,...",
     ),
     Flag(
         "profile-namespaces",
@@ -293,7 +295,7 @@ FLAGS: tuple[Flag, ...] = (
         "rule-labels",
         "labels added to generated PrometheusRules",
         "",
-        parse_labels,
+        parse_rule_labels,
         metavar="K=V,...",
     ),
     Flag("log-format", "log format: json or console", "json", _log_format, metavar="FORMAT"),
@@ -311,33 +313,68 @@ FLAGS: tuple[Flag, ...] = (
 FLAGS_BY_DEST = {f.dest: f for f in FLAGS}
 
 
+def _from_source(flag: Flag, raw: Any, source: str) -> Any:
+    try:
+        if flag.repeatable:
+            if isinstance(raw, list):
+                values = raw
+            else:
+                values = _split_list(str(raw), flag.env_separator)
+            return tuple(flag.parse(v) if flag.parse else v for v in values)
+        return flag.parse(raw) if flag.parse else raw
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith(source + " "):  # the parser already named the flag
+            raise ConfigError(message) from None
+        raise ConfigError(f"{source}: {message}") from None
+
+
+def _default(dest: str) -> Any:
+    """The parsed default of the flag ``dest``: the table above is the only place a default
+    is written."""
+    flag = FLAGS_BY_DEST[dest]
+    if flag.default is None:
+        return () if flag.repeatable else None
+    return _from_source(flag, flag.default, f"default of --{flag.name}")
+
+
+def _flag_default(dest: str) -> Any:
+    """A field whose default is the flag's, parsed when a config is made (not at import)."""
+    return attrs.field(factory=functools.partial(_default, dest))
+
+
 def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
 
 
 @attrs.frozen
 class OperatorConfig:
-    """Everything ``infercost run`` was told, parsed and checked. Durations in seconds."""
+    """Everything ``infercost run`` was told, parsed and checked. Durations in seconds.
 
-    kubeconfig: str | None = None
-    namespace: str = "infercost-system"
-    scrape_interval: float = 30.0
-    scrape_timeout: float = 5.0
-    scrape_concurrency: int = 32
-    status_interval: float = 60.0
-    metrics_bind: tuple[str, int] = ("", 8080)
-    health_bind: tuple[str, int] = ("", 8081)
-    leader_elect: bool = True
-    lease_name: str = "infercost-leader"
-    dcgm_selectors: tuple[str, ...] = DEFAULT_DCGM_SELECTORS
-    dcgm_port: int = 9400
-    dcgm_urls: tuple[str, ...] = ()
-    profile_namespaces: tuple[str, ...] = ()  # empty: all
-    pricing_configmap: str = "infercost-pricing"
-    rule_labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
-    log_format: str = "json"
-    log_level: str = "info"
-    clock_offset: float = 0.0
+    Defaults of the fields that are flags come from :data:`FLAGS`."""
+
+    kubeconfig: str | None = _flag_default("kubeconfig")
+    namespace: str = _flag_default("namespace")
+    scrape_interval: float = _flag_default("scrape_interval")
+    scrape_timeout: float = _flag_default("scrape_timeout")
+    scrape_concurrency: int = _flag_default("scrape_concurrency")
+    status_interval: float = _flag_default("status_interval")
+    metrics_bind: tuple[str, int] = _flag_default("metrics_bind")
+    health_bind: tuple[str, int] = _flag_default("health_bind")
+    leader_elect: bool = _flag_default("leader_elect")
+    lease_name: str = _flag_default("lease_name")
+    dcgm_selectors: tuple[str, ...] = _flag_default("dcgm_selector")
+    dcgm_port: int = _flag_default("dcgm_port")
+    dcgm_urls: tuple[str, ...] = _flag_default("dcgm_url")
+    dcgm_namespaces: tuple[str, ...] = _flag_default("dcgm_namespaces")
+    profile_namespaces: tuple[str, ...] = _flag_default("profile_namespaces")  # empty: all
+    pricing_configmap: str = _flag_default("pricing_configmap")
+    rule_labels: Mapping[str, str] = attrs.field(
+        factory=lambda: _default("rule_labels"), converter=_frozen_map
+    )
+    log_format: str = _flag_default("log_format")
+    log_level: str = _flag_default("log_level")
+    clock_offset: float = _flag_default("clock_offset")
     # Leader election timings (client-go component defaults; not flags).
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
@@ -357,21 +394,19 @@ class OperatorConfig:
             raise ConfigError("--status-interval must be positive")
 
 
-def _from_source(flag: Flag, raw: Any, source: str) -> Any:
-    try:
-        if flag.repeatable:
-            if isinstance(raw, list):
-                values = raw
-            else:
-                values = _split_list(str(raw), flag.env_separator)
-            return tuple(flag.parse(v) if flag.parse else v for v in values)
-        return flag.parse(raw) if flag.parse else raw
-    except ValueError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+def build_config(
+    values: Mapping[str, Any],
+    environ: Mapping[str, str],
+    *,
+    namespace_file: Path | None = None,
+) -> OperatorConfig:
+    """Merge command-line ``values`` (None = not given) over ``INFERCOST_*`` over defaults.
 
+    In a pod, the default ``--namespace`` is the pod's own, read from the service account's
+    ``namespace_file`` (default: where Kubernetes mounts it)."""
+    from infercost.kube.client import SERVICE_ACCOUNT_NAMESPACE_FILE, pod_namespace
 
-def build_config(values: Mapping[str, Any], environ: Mapping[str, str]) -> OperatorConfig:
-    """Merge command-line ``values`` (None = not given) over ``INFERCOST_*`` over defaults."""
+    namespace_file = namespace_file or SERVICE_ACCOUNT_NAMESPACE_FILE
     parsed: dict[str, Any] = {}
     for flag in FLAGS:
         given = values.get(flag.dest)
@@ -383,6 +418,8 @@ def build_config(values: Mapping[str, Any], environ: Mapping[str, str]) -> Opera
             parsed[flag.dest] = _from_source(flag, given, source)
         elif flag.env in environ and environ[flag.env].strip() != "":
             parsed[flag.dest] = _from_source(flag, environ[flag.env], flag.env)
+        elif flag.dest == "namespace" and (own := pod_namespace(namespace_file)) is not None:
+            parsed[flag.dest] = _from_source(flag, own, f"the service account's {namespace_file}")
         elif flag.default is not None:
             parsed[flag.dest] = _from_source(flag, flag.default, f"default of --{flag.name}")
     renamed = {

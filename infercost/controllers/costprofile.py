@@ -9,8 +9,8 @@
 - power, nodes, GPUs and pods come from the sampler's latest :class:`Sample`
   (:mod:`.sampling`), the figures from :func:`infercost.engine.evaluate_profile` at the
   sample time; ``lastUpdated`` is the sample time;
-- ``Ready`` is ``True/CostComputed`` when a sample covering the profile is at most three scrape
-  intervals old, ``False/Stale`` when it is older (or none came within three intervals of the
+- ``Ready`` is ``True/CostComputed`` when a sample covering the profile completed at most three
+  scrape intervals ago, ``False/Stale`` when it is older (or none came within three intervals of the
   profile appearing), ``False/Overlap`` when every node the selector matches belongs to an older
   profile (:mod:`.membership`);
 - ``DCGMReachable`` and ``MetricsScraped`` follow the SPEC tables;
@@ -29,21 +29,35 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 
-from infercost.api import COSTPROFILE, CostProfileSpec, ValidationError, parse_costprofile
+from infercost.api import (
+    COSTPROFILE,
+    CostProfileSpec,
+    PowerSource,
+    ValidationError,
+    parse_costprofile,
+)
 from infercost.collect.scraping import FAILED, STARTING
 from infercost.controllers.membership import namespace_allowed
-from infercost.controllers.sampling import ProfileSample, Sample, Sampler, shared_sampler
-from infercost.engine.costmodel import (
-    DCGMReason,
-    Hardware,
-    ProfileCost,
-    evaluate_profile,
+from infercost.controllers.sampling import (
+    ProfileSample,
+    Sample,
+    Sampler,
+    spec_problems,
 )
+from infercost.controllers.wording import (
+    DCGMReason,
+    dcgm_reachable,
+    format_gpus,
+    format_names,
+    gpu_count_message,
+    power_source,
+)
+from infercost.engine.costmodel import ProfileCost, evaluate_profile
 from infercost.kube.clock import Clock
 from infercost.kube.conditions import find_condition, format_time, set_condition
 from infercost.kube.controller import DONE, RETRY, Controller, RequeueAfter, Result
@@ -64,11 +78,17 @@ __all__ = [
     "metrics_scraped",
 ]
 
+if TYPE_CHECKING:
+    from infercost.controllers.operator import OperatorContext
+
 log = structlog.get_logger("infercost.controllers.costprofile")
 
 READY = "Ready"
 DCGM_REACHABLE = "DCGMReachable"
 METRICS_SCRAPED = "MetricsScraped"
+
+UNTRUSTED_EXPORTER = "UntrustedExporter"
+"""Reason of the Warning Event naming a look-alike DCGM exporter outside --dcgm-namespaces."""
 
 STALE_INTERVALS = 3
 """A sample older than this many scrape intervals makes a profile ``Stale``."""
@@ -110,27 +130,6 @@ def _money(value: float) -> float:
     return round(value, MONEY_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def _gpus(count: float) -> str:
-    return str(int(count)) if float(count).is_integer() else f"{count:.2f}"
-
-
-def _names(names: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def engine_hardware(spec: CostProfileSpec) -> Hardware:
-    hw = spec.hardware
-    return Hardware(
-        gpu_count=hw.gpu_count,
-        purchase_price_usd=hw.purchase_price_usd,
-        amortization_years=hw.amortization_years,
-        maintenance_percent_per_year=hw.maintenance_percent_per_year,
-        tdp_watts=hw.tdp_watts,
-        purchase_date=hw.purchase_date,
-    )
-
-
 def metrics_scraped(profile: ProfileSample) -> tuple[str, str, str]:
     """(status, reason, message) of ``MetricsScraped``: True, or False with
     ``k/n inference pods failing: <first error>`` (pods with unusable annotations count as
@@ -162,7 +161,11 @@ class Figures:
     cost: ProfileCost
     owned: tuple[str, ...]
     inference_pods: int
-    tdp_watts: float | None = None
+    gpu_count: int
+
+    @property
+    def power_source(self) -> PowerSource:
+        return power_source(self.cost.power)
 
     def status_fields(self) -> dict[str, Any]:
         cost = self.cost
@@ -171,7 +174,7 @@ class Figures:
             "amortizationRatePerHour": _money(cost.amortization_rate_per_hour),
             "electricityCostPerHour": _money(cost.electricity_cost_per_hour),
             "currentPowerDrawWatts": round(cost.current_power_draw_watts, WATTS_DECIMALS) + 0.0,
-            "powerSource": cost.power_source.value,
+            "powerSource": self.power_source.value,
             "matchedNodes": list(self.owned),
             "matchedGPUs": round(cost.matched_gpus) if self.owned else 0,
             "gpusReporting": cost.gpus_reporting,
@@ -182,7 +185,7 @@ class Figures:
 def compute_figures(spec: CostProfileSpec, profile: ProfileSample) -> Figures:
     """Cost and power of ``spec`` over the nodes it owned at the sample (pure)."""
     cost = evaluate_profile(
-        engine_hardware(spec),
+        spec.hardware,
         rate_per_kwh=spec.electricity.rate_per_kwh,
         pue_factor=spec.electricity.pue_factor,
         node_capacities=profile.node_gpus(),
@@ -194,7 +197,7 @@ def compute_figures(spec: CostProfileSpec, profile: ProfileSample) -> Figures:
         cost=cost,
         owned=tuple(profile.membership.owned),
         inference_pods=len(profile.pods) + len(profile.pod_problems),
-        tdp_watts=spec.hardware.tdp_watts,
+        gpu_count=spec.hardware.gpu_count,
     )
 
 
@@ -205,12 +208,14 @@ def _ready_true_message(figures: Figures, profile: ProfileSample) -> str:
     parts = []
     if owned:
         parts.append(
-            f"cost computed from {len(owned)} node(s) and {_gpus(figures.cost.matched_gpus)} GPU(s)"
+            f"cost computed from {len(owned)} node(s) and "
+            f"{format_gpus(figures.cost.matched_gpus)} GPU(s)"
         )
     else:
         parts.append("the nodeSelector matches no node, so the whole amortization is pool idle")
-    if owned and figures.cost.gpu_count_message:
-        parts.append(figures.cost.gpu_count_message)
+    counted = gpu_count_message(figures.cost.amortization, figures.gpu_count)
+    if owned and counted:
+        parts.append(counted)
     lost = profile.membership.lost
     if lost:
         parts.append(_lost_message(lost))
@@ -222,7 +227,7 @@ def _lost_message(lost: Mapping[str, str]) -> str:
     for node, owner in sorted(lost.items()):
         by_owner.setdefault(owner, []).append(node)
     return "; ".join(
-        f"node(s) {_names(nodes)} also match the older CostProfile {owner}, which owns them"
+        f"node(s) {format_names(nodes)} also match the older CostProfile {owner}, which owns them"
         for owner, nodes in sorted(by_owner.items())
     )
 
@@ -247,7 +252,7 @@ def _series(
         amortization_per_hour_usd=cost.amortization_rate_per_hour,
         electricity_per_hour_usd=cost.electricity_cost_per_hour,
         power_watts=cost.current_power_draw_watts,
-        power_source=cost.power_source.value,
+        power_source=figures.power_source.value,
         gpus=tuple(
             GpuPowerSeries(node=node, gpu=g.gpu, uuid=g.uuid, watts=g.watts)
             for node, g in cost.power.measured
@@ -288,6 +293,8 @@ class CostProfileReconciler:
         self.profile_namespaces = tuple(profile_namespaces)
         self.object_ref = object_ref
         self._pending: dict[str, _Pending] = {}
+        # profile key -> (pod, uid) of look-alike exporters already named in an Event
+        self._untrusted_named: dict[str, set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -309,13 +316,24 @@ class CostProfileReconciler:
         generation = int(meta.get("generation") or 0)
         current = obj.get("status") or {}
         now = self.clock.now()
+        sample = self.sampler.latest()
         try:
             spec = parse_costprofile(obj, include_status=False).spec
         except ValidationError as exc:
             self.collector.remove(namespace, name)
-            return self._write(obj, self._invalid(current, generation, exc, now))
+            state = sample.profiles.get(key) if sample is not None else None
+            return self._write(
+                obj,
+                self._invalid(
+                    current,
+                    generation,
+                    exc,
+                    now,
+                    data_time=sample.time if sample is not None else now,
+                    last_valid=state.spec_generation if state is not None else None,
+                ),
+            )
 
-        sample = self.sampler.latest()
         profile = sample.profile(key) if sample is not None else None
         mono = self.clock.monotonic()
         if profile is None or dict(profile.membership.node_selector) != dict(spec.node_selector):
@@ -326,7 +344,9 @@ class CostProfileReconciler:
             self._pending.pop(key, None)
 
         figures = compute_figures(spec, profile)
-        age = mono - profile.monotonic
+        # Age from the sample's completion: a cycle slower than the interval must not make
+        # its own data look stale (SPEC §2.1 Ready).
+        age = mono - profile.completed_monotonic
         desired = self._computed(
             current=current,
             generation=generation,
@@ -336,6 +356,7 @@ class CostProfileReconciler:
             now=now,
         )
         self.collector.update(_series(namespace, name, spec, figures))
+        self._name_untrusted_exporters(obj, key, profile)
         result = self._write(obj, desired)
         if isinstance(result, RequeueAfter):
             # look again just after the sample turns stale, in case no newer one comes
@@ -387,7 +408,8 @@ class CostProfileReconciler:
                 "GPU power is measured for it",
             )
         else:
-            dcgm = (power.status, power.reason.value, power.message)
+            reachable = dcgm_reachable(power)
+            dcgm = (reachable.status, reachable.reason.value, reachable.message)
             if age > self.stale_after:
                 ready = ("False", "Stale", self._stale_message(profile.time))
             else:
@@ -430,15 +452,32 @@ class CostProfileReconciler:
         generation: int,
         exc: ValidationError,
         now: datetime,
+        *,
+        data_time: datetime,
+        last_valid: int | None,
     ) -> dict[str, Any]:
-        problems = "; ".join(str(e) for e in exc.errors) or str(exc)
-        status = {k: v for k, v in current.items() if k not in _FIGURE_FIELDS and k != "conditions"}
+        """``Ready=False/InvalidSpec``: figures, ``DCGMReachable`` and ``MetricsScraped`` are
+        dropped (nothing vouches for them under this spec); ``lastUpdated`` is the time of the
+        latest sample (of ``now`` before the first)."""
+        message = f"invalid spec: {spec_problems(exc)}"
+        if last_valid is not None and last_valid != generation:
+            message += (
+                f"; cost is booked with the last valid spec (generation {last_valid}) "
+                "until it is fixed"
+            )
+        status = {
+            k: v
+            for k, v in current.items()
+            if k not in _FIGURE_FIELDS and k not in ("conditions", "lastUpdated")
+        }
         status["observedGeneration"] = generation
+        status["lastUpdated"] = format_time(data_time)
+        ready = find_condition(current.get("conditions"), READY)
         status["conditions"] = self._conditions(
-            current,
+            {"conditions": [ready] if ready is not None else []},
             generation,
             now,
-            [(READY, "False", "InvalidSpec", f"invalid spec: {problems}")],
+            [(READY, "False", "InvalidSpec", message)],
         )
         return status
 
@@ -518,11 +557,31 @@ class CostProfileReconciler:
             else:
                 self.events.warning(ref, reason, f"{type_}: {message}")
 
+    def _name_untrusted_exporters(
+        self, obj: Mapping[str, Any], key: str, profile: ProfileSample
+    ) -> None:
+        """One Warning Event per look-alike exporter on the profile's nodes (SPEC §3.2)."""
+        with self._lock:
+            named = self._untrusted_named.setdefault(key, set())
+            new = [u for u in profile.untrusted_exporters if (str(u.pod), u.pod.uid) not in named]
+            named.update((str(u.pod), u.pod.uid) for u in new)
+        if not new:
+            return
+        pods = "; ".join(f"pod {u.pod} on node {u.node}" for u in new)
+        trusted = ", ".join(self.sampler.settings.dcgm_namespaces)
+        self.events.warning(
+            self.object_ref(obj),
+            UNTRUSTED_EXPORTER,
+            f"ignored {pods}: labelled like a DCGM exporter but outside --dcgm-namespaces "
+            f"({trusted}); its power readings and GPU holders are not used",
+        )
+
     def _forget(self, namespace: str, name: str) -> None:
         self.collector.remove(namespace, name)
         self.writer.forget(namespace, name)
         with self._lock:
             self._pending.pop(f"{namespace}/{name}", None)
+            self._untrusted_named.pop(f"{namespace}/{name}", None)
 
 
 def _parse_rfc3339(text: str) -> datetime | None:
@@ -535,13 +594,13 @@ def _parse_rfc3339(text: str) -> datetime | None:
 # -- wiring ------------------------------------------------------------------------------------
 
 
-def build_costprofile_controller(context: Any) -> Controller:
+def build_costprofile_controller(context: OperatorContext) -> Controller:
     """The ``costprofile`` component of ``infercost run`` (leader only).
 
-    Shares the operator's sampler (:func:`~infercost.controllers.sampling.shared_sampler`),
-    reconciles every CostProfile after each sample and registers the CostProfile series.
+    Subscribes to the operator's sampler (:attr:`OperatorContext.sampler`), reconciles every
+    CostProfile after each sample and registers the CostProfile series.
     """
-    sampler = shared_sampler(context)
+    sampler = context.sampler
     profiles = context.custom_informer(COSTPROFILE.kind)
     collector = CostProfileCollector()
     context.register_collector(collector, leader_only=True)

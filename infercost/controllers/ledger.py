@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from infercost.api import CostProfileSpec
 from infercost.collect.backends import Role
 from infercost.collect.pricing import (
     PRICING_CONFIGMAP,
@@ -31,10 +32,9 @@ from infercost.collect.pricing import (
     bundled_catalog,
     parse_pricing_configmap,
 )
-from infercost.controllers.ledgerstore import LedgerStore
+from infercost.controllers.ledgerstore import LedgerStore, retained_since
 from infercost.controllers.sampling import Sample
 from infercost.engine.catalog import Catalog, family_of
-from infercost.engine.costmodel import Hardware
 from infercost.engine.ledger import (
     ROLE_CACHED,
     ROLE_INPUT,
@@ -65,21 +65,9 @@ def _series_key(series: str, labels: Iterable[tuple[str, str]]) -> str:
     return series + "{" + ",".join(f"{k}={v}" for k, v in sorted(labels)) + "}"
 
 
-def economics_of(spec: Any) -> Economics:
-    """The booking economics of a parsed CostProfile spec."""
-    hw = spec.hardware
-    return Economics(
-        Hardware(
-            gpu_count=hw.gpu_count,
-            purchase_price_usd=hw.purchase_price_usd,
-            amortization_years=hw.amortization_years,
-            maintenance_percent_per_year=hw.maintenance_percent_per_year,
-            tdp_watts=hw.tdp_watts,
-            purchase_date=hw.purchase_date,
-        ),
-        rate_per_kwh=spec.electricity.rate_per_kwh,
-        pue_factor=spec.electricity.pue_factor,
-    )
+def economics_of(spec: CostProfileSpec) -> Economics:
+    """The booking rates of a parsed CostProfile spec."""
+    return Economics.of(spec.hardware, spec.electricity.rate_per_kwh, spec.electricity.pue_factor)
 
 
 def observation_from_sample(sample: Sample, catalog: Catalog | None = None) -> Observation:
@@ -121,7 +109,7 @@ def observation_from_sample(sample: Sample, catalog: Catalog | None = None) -> O
                     SeriesReading(_series_key(r.series, r.labels), model, roles, r.value, r.created)
                 )
                 if catalog is not None and model not in families:
-                    family = family_of(model, None, catalog=catalog)
+                    family = family_of(model, target.family, catalog=catalog)
                     if family is not None:
                         families[model] = family
         pods.append(
@@ -283,7 +271,14 @@ class LedgerKeeper:
         catalog = self.pricing.catalog if self.pricing is not None else None
         observation = observation_from_sample(sample, catalog)
         with self._lock:
-            result = self.ledger.book(observation)
+            try:
+                result = self.ledger.book(observation)
+            except Exception as exc:
+                # a booking is all or nothing: go back to the last checkpoint (written after
+                # the previous booking), so the next sample books this interval whole
+                log.exception("booking failed; restoring the last checkpoint", error=str(exc))
+                self._rollback()
+                return
             if not result.booked:
                 return
             self.last_booked_monotonic = self.clock.monotonic()
@@ -294,6 +289,21 @@ class LedgerKeeper:
                 callback(result)
             except Exception as exc:
                 log.exception("ledger subscriber failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _rollback(self) -> None:
+        if self.store is None:
+            return
+        try:
+            restored = self.store.load()
+        except (ObjectStoreError, ValueError) as exc:
+            self._failed = True
+            log.error("cannot restore the ledger after a failed booking", error=str(exc))
+            return
+        # the per-process counters never go back
+        restored.attributed = self.ledger.attributed
+        restored.attributed_idle = self.ledger.attributed_idle
+        self.ledger = restored
+        self._dirty.clear()
 
     def checkpoint(self) -> None:
         """Write every shard not yet written (the shutdown hook)."""
@@ -307,8 +317,13 @@ class LedgerKeeper:
             self._dirty.clear()
             return
         try:
-            for day in closed_days:
+            closed = list(closed_days)
+            for day in closed:
                 self.store.write_closed(self.ledger, day)
+            if closed:
+                today = self.clock.now().date()
+                self.store.prune(today)
+                self.ledger.forget_closed_before(retained_since(today).isoformat())
             for shard in sorted(self._dirty):
                 self._write_shard(shard)
                 self._dirty.discard(shard)

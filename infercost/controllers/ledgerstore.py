@@ -33,6 +33,7 @@ __all__ = [
     "decode",
     "encode",
     "load_ledger",
+    "retained_since",
 ]
 
 LEDGER_LABELS = {"app.kubernetes.io/managed-by": "infercost", "infercost.ai/ledger": "true"}
@@ -53,6 +54,15 @@ def decode(raw: bytes, where: str) -> Any:
         return json.loads(zlib.decompress(raw).decode("utf-8"))
     except (zlib.error, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{where}: not a ledger checkpoint ({exc})") from None
+
+
+def retained_since(today: dt.date) -> dt.date:
+    """The first day the checkpoint keeps: the first of the month
+    :data:`CLOSED_MONTHS_KEPT` − 1 months before ``today``'s (at least 59 days back)."""
+    oldest = today.replace(day=1)
+    for _ in range(CLOSED_MONTHS_KEPT - 1):
+        oldest = (oldest - dt.timedelta(days=1)).replace(day=1)
+    return oldest
 
 
 def hot_name(shard: int) -> str:
@@ -133,12 +143,10 @@ class LedgerStore:
 
     def prune(self, today: dt.date) -> None:
         """Delete monthly objects older than :data:`CLOSED_MONTHS_KEPT` months."""
-        oldest = today.replace(day=1)
-        for _ in range(CLOSED_MONTHS_KEPT - 1):
-            oldest = (oldest - dt.timedelta(days=1)).replace(day=1)
+        oldest = f"{retained_since(today):%Y-%m}"
         for name in list(self._versions):
             match = _CLOSED.match(name)
-            if match and match.group(2) < f"{oldest:%Y-%m}":
+            if match and match.group(2) < oldest:
                 self.store.delete(name)
                 self._versions.pop(name, None)
 

@@ -12,11 +12,12 @@ What runs where:
 Later parts plug in through :class:`ComponentSpec` (a name and a ``build(context)`` returning
 something with ``start/stop/join/alive``) and :meth:`OperatorContext.add_shutdown_hook`.
 
-Shutdown on SIGTERM/SIGINT, within ``shutdown_timeout`` (10 s): stop the components (workers
-finish their current reconcile), run the shutdown hooks while still holding the Lease (the
-ledger checkpoints there), release the Lease so a standby takes over at once, stop the
-informers and servers, exit 0. Losing the Lease skips the hooks (another replica may already
-be writing) and exits 1. A watchdog ends the process if any step hangs.
+Shutdown on SIGTERM/SIGINT, within ``shutdown_timeout`` (10 s): stop the components in order
+(the sampler abandons its scrapes in flight and publishes nothing more; workers finish their
+current reconcile), run the shutdown hooks while still holding the Lease (the ledger
+checkpoints there), release the Lease with whatever is left of the budget so a standby takes
+over at once, stop the informers and servers, exit 0. Losing the Lease skips the hooks (another
+replica may already be writing) and exits 1. A watchdog ends the process if any step hangs.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ from prometheus_client.exposition import choose_encoder
 
 from infercost.api import GROUP, RESOURCE_TYPES, VERSION
 from infercost.controllers.config import OperatorConfig, describe
+from infercost.controllers.sampling import Sampler, build_sampler
 from infercost.kube.client import (
     AccessCheck,
     StartupError,
+    StartupRetry,
     check_access,
     check_api,
     check_crds,
+    check_namespace,
     load_api_client,
 )
 from infercost.kube.clock import Clock, RealClock
@@ -105,10 +109,9 @@ def default_components() -> list[ComponentSpec]:
     """The components of a full operator; each later part adds its entry here."""
     from infercost.controllers.accounting import build_accounting
     from infercost.controllers.costprofile import build_costprofile_controller
-    from infercost.controllers.sampling import shared_sampler
 
     return [
-        ComponentSpec("sampler", shared_sampler, leader_only=True),
+        ComponentSpec("sampler", lambda context: context.sampler, leader_only=True),
         ComponentSpec("costprofile", build_costprofile_controller, leader_only=True),
         ComponentSpec("accounting", build_accounting, leader_only=True),
     ]
@@ -144,8 +147,12 @@ class OperatorContext:
         identity: str,
         is_leader: Callable[[], bool],
         add_shutdown_hook: Callable[[str, Callable[[], None]], None],
+        sampler: Sampler,
     ) -> None:
         self.config = config
+        self.sampler = sampler
+        """The operator's one sampler: the ``sampler`` component, and what the CostProfile
+        controller (and the ledger) subscribe to."""
         self.rest = rest
         self.clock = clock
         self.metrics = metrics
@@ -314,8 +321,10 @@ class Operator:
         clock: Clock | None = None,
         components: Sequence[ComponentSpec] | None = None,
         identity: str | None = None,
+        startup_retry: StartupRetry | None = None,
     ) -> None:
         self.config = config
+        self.startup_retry = startup_retry or StartupRetry()
         self.clock = clock or RealClock(config.clock_offset)
         self._api_client = api_client
         if registry is None:
@@ -333,7 +342,8 @@ class Operator:
         self._leading = threading.Event()
         self._leader_components: list[tuple[str, Component]] = []
         self._components: list[tuple[str, Component]] = []
-        self._components_lock = threading.Lock()
+        # Re-entrant: a component may ask for the probes while it is being started.
+        self._components_lock = threading.RLock()
         self.exit_code = 0
         self.rest: RestClient | None = None
         self.informers: InformerFactory | None = None
@@ -377,6 +387,10 @@ class Operator:
         pending = [i.name for i in self.informers.informers() if not i.has_synced()]
         if pending:
             return False, "caches not synced: " + ", ".join(pending)
+        elector = self.elector
+        if elector is not None and not self.is_leader() and not elector.lease_readable():
+            lease = f"{self.config.namespace}/{self.config.lease_name}"
+            return False, f"cannot read the leader Lease {lease}"
         return True, "ok"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -390,8 +404,10 @@ class Operator:
         api_client = self._api_client or load_api_client(cfg.kubeconfig)
         rest = RestClient(api_client)
         self.rest = rest
-        version = check_api(rest)
-        check_crds(rest, CUSTOM_RESOURCES.values())
+        retry = self.startup_retry
+        version = check_api(rest, retry)
+        check_crds(rest, CUSTOM_RESOURCES.values(), retry)
+        check_namespace(rest, cfg.namespace, retry)
         checks = [
             AccessCheck("list", PODS, why="find inference pods and GPU holders"),
             AccessCheck("list", NODES, why="match CostProfiles to nodes"),
@@ -405,7 +421,7 @@ class Operator:
             checks.append(
                 AccessCheck("get", LEASES, cfg.namespace, cfg.lease_name, why="elect a leader")
             )
-        check_access(rest, checks)
+        check_access(rest, checks, retry)
         self._servers = _Servers(cfg, self.metrics.registry, self.healthy, self.ready)
         log.info("starting", version=version, identity=self.identity, config=describe(cfg))
 
@@ -417,6 +433,13 @@ class Operator:
         events = EventRecorder(
             rest, host=self.identity, clock=self.clock, default_namespace=cfg.namespace
         )
+        sampler = build_sampler(
+            cfg,
+            informers=self.informers,
+            profiles=self.informers.informer(CUSTOM_RESOURCES["CostProfile"]),
+            clock=self.clock,
+            metrics=self.metrics,
+        )
         self.context = OperatorContext(
             config=cfg,
             rest=rest,
@@ -427,17 +450,20 @@ class Operator:
             identity=self.identity,
             is_leader=self.is_leader,
             add_shutdown_hook=self.add_shutdown_hook,
+            sampler=sampler,
         )
         # Build every component now, so they register their informers and handlers before
         # the informers start; only the non-leader ones start now.
         for spec in self._specs:
             comp = spec.build(self.context)
-            target = self._leader_components if spec.leader_only else self._components
-            target.append((spec.name, comp))
+            with self._components_lock:
+                target = self._leader_components if spec.leader_only else self._components
+                target.append((spec.name, comp))
         self._servers.start()
         self.informers.start()
-        for _, comp in self._components:
-            comp.start()
+        with self._components_lock:
+            for _, comp in self._components:
+                comp.start()
         if cfg.leader_elect:
             self.elector = LeaderElector(
                 rest,
@@ -458,14 +484,18 @@ class Operator:
             self._on_started_leading()
 
     def _on_started_leading(self) -> None:
-        if self._stopping:
-            return
-        self._leading.set()
-        log.info(
-            "leading: starting controllers", components=[n for n, _ in self._leader_components]
-        )
-        for _, comp in self._leader_components:
-            comp.start()
+        # Under the lock, so that a shutdown either sees these components started (and stops
+        # them) or keeps them from starting at all.
+        with self._components_lock:
+            if self._stopping:
+                return
+            self._leading.set()
+            log.info(
+                "leading: starting controllers",
+                components=[n for n, _ in self._leader_components],
+            )
+            for _, comp in self._leader_components:
+                comp.start()
 
     def _on_stopped_leading(self) -> None:
         self._leading.clear()
@@ -482,8 +512,15 @@ class Operator:
         return self._stop.wait(timeout)
 
     def shutdown(self) -> int:
-        """Stop in order within ``shutdown_timeout``; returns the exit code."""
-        self._stopping = True
+        """Stop in order within ``shutdown_timeout``; returns the exit code.
+
+        1. every component, in registration order (the sampler first: its scrapes in flight
+           are abandoned and it publishes nothing more), each joined for at most 3 s;
+        2. the shutdown hooks, in registration order, while the Lease is still held (the
+           ledger checkpoints here);
+        3. the Lease release, with whatever is left of the budget (logged when abandoned);
+        4. the informers and the HTTP servers.
+        """
         budget = self.config.shutdown_timeout
         deadline = time.monotonic() + budget - 0.5
 
@@ -493,8 +530,10 @@ class Operator:
         watchdog = threading.Timer(budget, self._force_exit)
         watchdog.daemon = True
         watchdog.start()
-        was_leader = self.is_leader()
-        comps = self._leader_components + self._components
+        with self._components_lock:
+            self._stopping = True
+            was_leader = self.is_leader()
+            comps = list(self._leader_components) + list(self._components)
         for _, comp in comps:
             comp.stop()
         for name, comp in comps:
@@ -506,7 +545,14 @@ class Operator:
         self._leading.clear()
         if self.elector is not None:
             self.elector.stop()
-            self.elector.join(remaining(3.0))
+            self.elector.join(remaining(budget))
+            if self.elector.is_alive():
+                log.error(
+                    "leader lease release abandoned: the shutdown budget ran out; a standby "
+                    "takes over when the lease expires",
+                    lease=f"{self.config.namespace}/{self.config.lease_name}",
+                    lease_seconds=self.config.lease_duration,
+                )
         self.metrics.leader.set(0)
         if self.informers is not None:
             self.informers.stop()

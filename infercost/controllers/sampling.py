@@ -38,7 +38,6 @@ per second) so a new profile gets its figures quickly.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -47,7 +46,8 @@ from typing import Any
 import attrs
 import structlog
 
-from infercost.api import COSTPROFILE, CostProfileSpec, ValidationError, parse_costprofile
+from infercost.api import CostProfileSpec, ValidationError, parse_costprofile
+from infercost.collect import DEFAULT_DCGM_NAMESPACES
 from infercost.collect.dcgm import GpuReading
 from infercost.collect.discovery import (
     ExporterDiscovery,
@@ -58,6 +58,7 @@ from infercost.collect.discovery import (
     LabelSelector,
     NodeHoldings,
     PodProblem,
+    UntrustedExporter,
     discover_exporters,
     discover_inference,
     node_gpu_ids,
@@ -65,10 +66,18 @@ from infercost.collect.discovery import (
     parse_dcgm_selectors,
     parse_dcgm_url,
 )
-from infercost.collect.errors import ScrapeError
+from infercost.collect.errors import UNTRUSTED_NAMESPACE, ScrapeError
 from infercost.collect.inference import PodScrape, read_pods
 from infercost.collect.power import gather_dcgm
-from infercost.collect.scraping import FAILED, OK, Scraper, ScrapeResult, ScrapeTarget
+from infercost.collect.scraping import (
+    FAILED,
+    OK,
+    ScrapeCancelledError,
+    Scraper,
+    ScrapeResult,
+    ScrapeTarget,
+)
+from infercost.controllers.config import OperatorConfig
 from infercost.controllers.membership import (
     Membership,
     NodeFacts,
@@ -82,8 +91,8 @@ from infercost.kube.cache import NODE_INDEX
 from infercost.kube.client import StartupError
 from infercost.kube.clock import Clock, RealClock
 from infercost.kube.health import HealthMetrics
-from infercost.kube.informer import EventHandler, Informer
-from infercost.kube.transforms import NodeInfo, PodInfo, parse_time, pod_object
+from infercost.kube.informer import EventHandler, Informer, InformerFactory
+from infercost.kube.transforms import NodeInfo, PodInfo, parse_time
 
 __all__ = [
     "NodeSample",
@@ -92,7 +101,7 @@ __all__ = [
     "Sample",
     "Sampler",
     "SamplerSettings",
-    "shared_sampler",
+    "build_sampler",
     "spec_problems",
 ]
 
@@ -112,10 +121,12 @@ class SamplerSettings:
     dcgm_selectors: tuple[LabelSelector, ...] = attrs.field(factory=parse_dcgm_selectors)
     dcgm_port: int = 9400
     dcgm_urls: tuple[ExporterTarget, ...] = ()
+    dcgm_namespaces: tuple[str, ...] = DEFAULT_DCGM_NAMESPACES
+    """Namespaces where DCGM exporter pods are trusted (``--dcgm-namespaces``)."""
     profile_namespaces: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, config: Any) -> SamplerSettings:
+    def from_config(cls, config: OperatorConfig) -> SamplerSettings:
         """From an :class:`~infercost.controllers.config.OperatorConfig`; raises ``ValueError``
         naming the flag for a selector or URL that cannot be used."""
         try:
@@ -130,6 +141,7 @@ class SamplerSettings:
             dcgm_selectors=selectors,
             dcgm_port=config.dcgm_port,
             dcgm_urls=urls,
+            dcgm_namespaces=tuple(config.dcgm_namespaces),
             profile_namespaces=tuple(config.profile_namespaces),
         )
 
@@ -213,6 +225,8 @@ class ProfileSample:
     """Inference pods on the owned nodes, with their scrape outcome and token readings."""
     pod_problems: tuple[PodProblem, ...]
     """Pods on the owned nodes that ask to be scraped with unusable annotations."""
+    untrusted_exporters: tuple[UntrustedExporter, ...] = ()
+    """Pods on the owned nodes labelled like DCGM exporters outside ``--dcgm-namespaces``."""
 
     def node_gpus(self) -> dict[str, float | None]:
         """Owned node → its GPUs (capacity ÷ replicas), ``None`` when it reports none."""
@@ -260,6 +274,9 @@ class Sample:
     """(exporter URL, error) of every exporter that failed."""
     unplaced_gpus: tuple[GpuReading, ...]
     """Readings of ``--dcgm-url`` pages without a Hostname/hostname label."""
+    untrusted_exporters: tuple[UntrustedExporter, ...]
+    """Pods labelled like DCGM exporters on owned nodes outside ``--dcgm-namespaces``: neither
+    their power nor their GPU holders were read."""
     pod_uids: frozenset[str]
     """UIDs of every pod in the cache at the sample (on any node): a pod absent here is gone,
     not merely unscraped."""
@@ -289,6 +306,7 @@ class Sample:
             pod_problems=tuple(
                 p for p in self.pod_problems if self.problem_nodes.get(str(p.pod)) in owned
             ),
+            untrusted_exporters=tuple(u for u in self.untrusted_exporters if u.node in owned),
         )
 
     def holdings(self) -> tuple[Holding, ...]:
@@ -302,7 +320,7 @@ class _Discovered:
 
     membership: Membership
     profiles: Mapping[str, ProfileState]
-    pods_by_node: Mapping[str, Sequence[Mapping[str, Any]]]
+    pods_by_node: Mapping[str, Sequence[PodInfo]]
     inference: InferenceDiscovery
     exporters: ExporterDiscovery
     url_targets: tuple[ExporterTarget, ...]
@@ -355,8 +373,6 @@ class Sampler:
         self._cycle_lock = threading.Lock()
         # pod UID -> container run (restart count) at its last successful scrape
         self._succeeded: dict[str, int] = {}
-        # pod key -> (resourceVersion, dict form) of pods converted for discovery
-        self._pod_dicts: dict[str, tuple[str, dict[str, Any]]] = {}
         # (key, uid, generation) -> parsed spec, or why it is invalid
         self._parsed: dict[tuple[str, str, int], CostProfileSpec | str] = {}
         # key -> (generation, spec) of the last valid spec seen
@@ -416,8 +432,13 @@ class Sampler:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stopped.set()
+        """Stop sampling now: scrapes in flight are abandoned and nothing more is published."""
+        with self._lock:
+            self._stopped.set()
+            scraper = self._scraper
         self._wake.set()
+        if scraper is not None:
+            scraper.cancel()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the sampling thread to end (then release the scraper); whether it has."""
@@ -463,6 +484,9 @@ class Sampler:
                 last_start = now
                 try:
                     self.sample_once()
+                except ScrapeCancelledError as exc:
+                    log.info("sampling stopped; scrapes in flight abandoned", detail=str(exc))
+                    break
                 except Exception as exc:  # a bug must not end sampling for good
                     log.exception("sampling cycle failed", error=f"{type(exc).__name__}: {exc}")
                 next_due = last_start + interval
@@ -477,9 +501,13 @@ class Sampler:
         with self._cycle_lock:
             sample = self._cycle()
         with self._lock:
+            if self._stopped.is_set():
+                return sample  # stop() was called: this sample is never published
             self._latest = sample
             listeners = list(self._listeners)
         for listener in listeners:
+            if self._stopped.is_set():
+                break
             try:
                 listener(sample)
             except Exception as exc:
@@ -554,29 +582,20 @@ class Sampler:
         nodes = [NodeFacts(n.name, n.labels) for n in self.nodes.store.objects()]
         return resolve_membership(claims, nodes)
 
-    def _pods_by_node(self, nodes: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """The cached pods of ``nodes`` in the dict shape discovery reads, per node.
-
-        Conversions are reused while a pod's resourceVersion stays the same."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        fresh: dict[str, tuple[str, dict[str, Any]]] = {}
-        for node in nodes:
-            on_node = out[node] = []
-            for pod in self.pods.store.by_index(NODE_INDEX, node):
-                if not isinstance(pod, PodInfo):
-                    continue
-                cached = self._pod_dicts.get(pod.key)
-                if cached is None or cached[0] != pod.resource_version:
-                    cached = (pod.resource_version, pod_object(pod))
-                fresh[pod.key] = cached
-                on_node.append(cached[1])
-        self._pod_dicts = fresh
-        return out
+    def _pods_by_node(self, nodes: Sequence[str]) -> dict[str, list[PodInfo]]:
+        """The cached pods of ``nodes``, per node, in the compact form discovery reads."""
+        return {
+            node: [p for p in self.pods.store.by_index(NODE_INDEX, node) if isinstance(p, PodInfo)]
+            for node in nodes
+        }
 
     def _scraper_instance(self) -> Scraper:
-        if self._scraper is None:
-            self._scraper = self._scraper_factory()
-        return self._scraper
+        with self._lock:
+            if self._scraper is None:
+                self._scraper = self._scraper_factory()
+                if self._stopped.is_set():
+                    self._scraper.cancel()
+            return self._scraper
 
     def _cycle(self) -> Sample:
         at = self.clock.now()
@@ -608,7 +627,11 @@ class Sampler:
             pods_by_node=pods_by_node,
             inference=discover_inference(pods, owned_set),
             exporters=discover_exporters(
-                pods, owned_set, self.settings.dcgm_selectors, default_port=self.settings.dcgm_port
+                pods,
+                owned_set,
+                self.settings.dcgm_selectors,
+                default_port=self.settings.dcgm_port,
+                namespaces=self.settings.dcgm_namespaces,
             ),
             url_targets=self.settings.dcgm_urls,
         )
@@ -643,7 +666,13 @@ class Sampler:
             if scrape.state == OK:
                 self._succeeded[scrape.target.pod.uid] = runs[scrape.target.pod.uid]
         dcgm = gather_dcgm(found.exporters, exp_results, found.url_targets, url_results)
-        self._record_health(scrapes, inf_results, [*exp_results, *url_results], dcgm.errors)
+        self._record_health(
+            scrapes,
+            inf_results,
+            [*exp_results, *url_results],
+            dcgm.errors,
+            len(found.exporters.untrusted),
+        )
 
         membership = found.membership
         inference_uids = {t.pod.uid for t in targets}
@@ -674,10 +703,8 @@ class Sampler:
         problem_nodes = {}
         for node, on_node in found.pods_by_node.items():
             for p in on_node:
-                meta = p.get("metadata") or {}
-                ref = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
-                if ref in problem_pods:
-                    problem_nodes[ref] = node
+                if p.key in problem_pods:
+                    problem_nodes[p.key] = node
         pod_uids = frozenset(p.uid for p in self.pods.store.objects() if isinstance(p, PodInfo))
         node_names = frozenset(
             n.name for n in self.nodes.store.objects() if isinstance(n, NodeInfo)
@@ -697,6 +724,7 @@ class Sampler:
             problem_nodes=MappingProxyType(problem_nodes),
             dcgm_errors=dcgm.errors,
             unplaced_gpus=dcgm.unplaced,
+            untrusted_exporters=found.exporters.untrusted,
             pod_uids=pod_uids,
             node_names=node_names,
         )
@@ -707,6 +735,7 @@ class Sampler:
         inf_results: Sequence[ScrapeResult],
         dcgm_results: Sequence[ScrapeResult],
         dcgm_errors: Iterable[tuple[str, ScrapeError]],
+        untrusted: int,
     ) -> None:
         if self.metrics is None:
             return
@@ -721,6 +750,8 @@ class Sampler:
                 errors.labels(target_kind="inference", reason=scrape.error.reason).inc()
         for _, error in dcgm_errors:
             errors.labels(target_kind="dcgm", reason=error.reason).inc()
+        if untrusted:
+            errors.labels(target_kind="dcgm", reason=UNTRUSTED_NAMESPACE).inc(untrusted)
 
 
 def _container_run(target: InferenceTarget) -> int:
@@ -739,34 +770,30 @@ def _generation(obj: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-# -- one sampler per operator ------------------------------------------------------------------
-
-_SHARED: weakref.WeakKeyDictionary[Any, Sampler] = weakref.WeakKeyDictionary()
-_SHARED_LOCK = threading.Lock()
+# -- wiring ------------------------------------------------------------------------------------
 
 
-def shared_sampler(context: Any) -> Sampler:
-    """The operator's one sampler, created on first use from an
-    :class:`~infercost.controllers.operator.OperatorContext`.
-
-    The CostProfile controller and the ledger both call this and subscribe with
-    :meth:`Sampler.add_listener`; the ``sampler`` component starts it on the leader. A
-    ``--dcgm-selector`` or ``--dcgm-url`` that cannot be used is a :class:`StartupError`.
-    """
-    with _SHARED_LOCK:
-        sampler = _SHARED.get(context)
-        if sampler is None:
-            try:
-                settings = SamplerSettings.from_config(context.config)
-            except ValueError as exc:
-                raise StartupError(str(exc)) from None
-            sampler = Sampler(
-                pods=context.informers.pods(),
-                nodes=context.informers.nodes(),
-                profiles=context.custom_informer(COSTPROFILE.kind),
-                settings=settings,
-                clock=context.clock,
-                metrics=context.metrics,
-            )
-            _SHARED[context] = sampler
-        return sampler
+def build_sampler(
+    config: OperatorConfig,
+    *,
+    informers: InformerFactory,
+    profiles: Informer,
+    clock: Clock,
+    metrics: HealthMetrics,
+) -> Sampler:
+    """The operator's one sampler, on its shared informers (``profiles``: the CostProfile
+    informer). The operator creates it once and hands it to the controllers that subscribe to
+    it. A ``--dcgm-selector`` or ``--dcgm-url`` that cannot be used is a
+    :class:`StartupError` naming the flag."""
+    try:
+        settings = SamplerSettings.from_config(config)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    return Sampler(
+        pods=informers.pods(),
+        nodes=informers.nodes(),
+        profiles=profiles,
+        settings=settings,
+        clock=clock,
+        metrics=metrics,
+    )

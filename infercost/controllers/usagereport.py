@@ -30,7 +30,7 @@ from infercost.controllers.ledger import LedgerKeeper, PricingWatch
 from infercost.engine.comparison import ModelUsage, compare_with_cloud
 from infercost.engine.ledger import Ledger
 from infercost.engine.periods import Period, day_start, period_of
-from infercost.engine.report import Figures, report_figures
+from infercost.engine.report import Figures, GroupFigures, report_figures
 from infercost.kube.clock import Clock
 from infercost.kube.conditions import find_condition, format_time, set_condition
 from infercost.kube.controller import DONE, RETRY, Controller, RequeueAfter, Result
@@ -165,28 +165,10 @@ def report_status(
         status["marginalCostPerMillionTokens"] = f.marginal_cost_per_million_tokens
     if f.gpu_efficiency_ratio is not None:
         status["gpuEfficiencyRatio"] = f.gpu_efficiency_ratio
-    by_model = []
-    for g in f.by_model:
-        entry: dict[str, Any] = {
-            "model": g.model,
-            "namespace": g.namespace,
-            "inputTokens": g.input_tokens,
-            "outputTokens": g.output_tokens,
-            "estimatedCostUSD": g.cost_usd,
-        }
-        if g.cost_per_million_tokens is not None:
-            entry["costPerMillionTokens"] = g.cost_per_million_tokens
-        by_model.append(entry)
+    by_model = [{"model": g.model, **_group_entry(g)} for g in f.by_model]
     by_ns = []
     for g in f.by_namespace:
-        entry = {
-            "namespace": g.namespace,
-            "inputTokens": g.input_tokens,
-            "outputTokens": g.output_tokens,
-            "estimatedCostUSD": g.cost_usd,
-        }
-        if g.cost_per_million_tokens is not None:
-            entry["costPerMillionTokens"] = g.cost_per_million_tokens
+        entry = _group_entry(g)
         share = f.share_percent(g.cost_usd)
         if share is not None:
             entry["sharePercent"] = share
@@ -222,6 +204,19 @@ def report_status(
         now=now,
     )
     return status
+
+
+def _group_entry(g: GroupFigures) -> dict[str, Any]:
+    """The fields byModel and byNamespace entries share."""
+    entry: dict[str, Any] = {
+        "namespace": g.namespace,
+        "inputTokens": g.input_tokens,
+        "outputTokens": g.output_tokens,
+        "estimatedCostUSD": g.cost_usd,
+    }
+    if g.cost_per_million_tokens is not None:
+        entry["costPerMillionTokens"] = g.cost_per_million_tokens
+    return entry
 
 
 def cloud_comparison(

@@ -2,15 +2,17 @@
 
 Everything here takes plain values (prices, rates, GPU counts, readings, a time ``at``) and
 returns immutable results. No clock, no I/O: the CostProfile controller and the ledger pass in
-what they observed. Units are in the names: ``_usd``, ``_per_hour``, ``_watts``, ``_kwh``, ``_mj``.
+what they observed. It computes facts; it never words them or maps them to condition states
+(:mod:`infercost.controllers.wording` does). Units are in the names: ``_usd``,
+``_per_hour``, ``_watts``, ``_kwh``, ``_mj``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import math
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import attrs
 
@@ -34,46 +36,44 @@ def watt_seconds_to_kwh(watt_seconds: float) -> float:
 # amortization
 
 
-@attrs.frozen
-class Hardware:
-    """``spec.hardware`` of a CostProfile, with the SPEC defaults."""
+class HardwareSpec(Protocol):
+    """What the cost model reads of a CostProfile's ``spec.hardware``.
 
-    gpu_count: int
-    purchase_price_usd: float
-    amortization_years: float = 3.0
-    maintenance_percent_per_year: float = 0.0
-    tdp_watts: float | None = None
-    purchase_date: dt.date | dt.datetime | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.gpu_count < 1:
-            raise ValueError(f"gpuCount must be at least 1, got {self.gpu_count}")
-        if not self.purchase_price_usd >= 0:
-            raise ValueError(f"purchasePriceUSD must be >= 0, got {self.purchase_price_usd}")
-        if not 0 < self.amortization_years <= 20:
-            raise ValueError(
-                f"amortizationYears must be > 0 and <= 20, got {self.amortization_years}"
-            )
-        if not 0 <= self.maintenance_percent_per_year <= 1:
-            raise ValueError(
-                "maintenancePercentPerYear must be between 0 and 1, "
-                f"got {self.maintenance_percent_per_year}"
-            )
-        if self.tdp_watts is not None and not self.tdp_watts > 0:
-            raise ValueError(f"tdpWatts must be > 0, got {self.tdp_watts}")
+    :class:`infercost.api.Hardware` is one: its bounds (``gpuCount`` ≥ 1, ``amortizationYears``
+    in (0, 20], …) and defaults are the api's, checked once when the spec is parsed; the
+    engine takes the parsed object as it is.
+    """
 
     @property
-    def amortization_end(self) -> dt.datetime | None:
-        """When the purchase price is fully written off: ``purchaseDate + amortizationYears``.
+    def gpu_count(self) -> int: ...
 
-        A year is 8760 hours here too, so the write-off sums exactly to the purchase price. A
-        plain date means midnight UTC.
-        """
-        if self.purchase_date is None:
-            return None
-        return _utc(self.purchase_date) + dt.timedelta(
-            hours=self.amortization_years * HOURS_PER_YEAR
-        )
+    @property
+    def purchase_price_usd(self) -> float: ...
+
+    @property
+    def amortization_years(self) -> float: ...
+
+    @property
+    def maintenance_percent_per_year(self) -> float: ...
+
+    @property
+    def tdp_watts(self) -> float | None: ...
+
+    @property
+    def purchase_date(self) -> dt.date | None: ...
+
+
+def amortization_end(hardware: HardwareSpec) -> dt.datetime | None:
+    """When the purchase price is fully written off: ``purchaseDate + amortizationYears``.
+
+    A year is 8760 hours here too, so the write-off sums exactly to the purchase price. A plain
+    date means midnight UTC.
+    """
+    if hardware.purchase_date is None:
+        return None
+    return _utc(hardware.purchase_date) + dt.timedelta(
+        hours=hardware.amortization_years * HOURS_PER_YEAR
+    )
 
 
 def _utc(value: dt.date | dt.datetime) -> dt.datetime:
@@ -84,20 +84,20 @@ def _utc(value: dt.date | dt.datetime) -> dt.datetime:
     return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
 
 
-def depreciation_rate_per_hour(hardware: Hardware, at: dt.datetime | None = None) -> float:
+def depreciation_rate_per_hour(hardware: HardwareSpec, at: dt.datetime | None = None) -> float:
     """``purchasePriceUSD / (amortizationYears × 8760)``; 0 from ``amortization_end`` on."""
-    end = hardware.amortization_end
+    end = amortization_end(hardware)
     if end is not None and at is not None and _utc(at) >= end:
         return 0.0
     return hardware.purchase_price_usd / (hardware.amortization_years * HOURS_PER_YEAR)
 
 
-def maintenance_rate_per_hour(hardware: Hardware) -> float:
+def maintenance_rate_per_hour(hardware: HardwareSpec) -> float:
     """``purchasePriceUSD × maintenancePercentPerYear / 8760`` (never stops)."""
     return hardware.purchase_price_usd * hardware.maintenance_percent_per_year / HOURS_PER_YEAR
 
 
-def amortization_rate_per_hour(hardware: Hardware, at: dt.datetime | None = None) -> float:
+def amortization_rate_per_hour(hardware: HardwareSpec, at: dt.datetime | None = None) -> float:
     """SPEC §5 ``amortizationRatePerHour`` at time ``at`` (USD per hour for the whole pool).
 
     Without ``at`` the purchase date is not considered (the rate while amortizing).
@@ -105,25 +105,28 @@ def amortization_rate_per_hour(hardware: Hardware, at: dt.datetime | None = None
     return depreciation_rate_per_hour(hardware, at) + maintenance_rate_per_hour(hardware)
 
 
-def unit_rate_per_hour(amortization_per_hour: float, gpu_count: int) -> float:
-    """SPEC §5 per-GPU ``unitRate = amortizationRatePerHour / gpuCount``."""
+def unit_rate_per_hour(
+    amortization_per_hour: float, gpu_count: int, owned_gpus: float = 0.0
+) -> float:
+    """SPEC §5 per-GPU ``unitRate = amortizationRatePerHour / max(gpuCount, Σ owned GPUs)``:
+    more GPUs than ``gpuCount`` share the pool's amortization, never add to it."""
     if gpu_count < 1:
         raise ValueError(f"gpuCount must be at least 1, got {gpu_count}")
-    return amortization_per_hour / gpu_count
+    return amortization_per_hour / max(float(gpu_count), owned_gpus)
 
 
 def node_gpu_counts(
     node_capacities: Mapping[str, float | None], gpu_count: int
 ) -> dict[str, float]:
-    """GPUs each matched node counts for: its GPUs (``nvidia.com/gpu`` capacity ÷ replicas), else
-    ``gpuCount ÷ number of matched nodes`` (SPEC §5)."""
+    """GPUs each owned node counts for (SPEC §5): its GPUs (``nvidia.com/gpu`` capacity ÷
+    replicas; absent or 0 = none); only when no owned node reports any do the owned nodes
+    share ``gpuCount`` equally."""
     if not node_capacities:
         return {}
+    if any(capacity for capacity in node_capacities.values()):
+        return {node: float(capacity or 0) for node, capacity in node_capacities.items()}
     even = gpu_count / len(node_capacities)
-    return {
-        node: float(capacity) if capacity is not None else even
-        for node, capacity in node_capacities.items()
-    }
+    return dict.fromkeys(node_capacities, even)
 
 
 @attrs.frozen
@@ -139,7 +142,8 @@ class PoolAmortization:
 
     ``pool_idle_per_hour`` is the shortfall: the GPUs of ``gpuCount`` that no matched node
     holds (all of them with no matched node). ``excess_gpus`` counts GPUs the nodes hold beyond
-    ``gpuCount``; each still carries the unit rate, and the Ready message says so.
+    ``gpuCount``: the unit rate then divides the amortization over all of them, so the nodes
+    together carry exactly the pool's amortization (the Ready message says so).
     """
 
     unit_rate_per_hour: float
@@ -159,12 +163,12 @@ def split_amortization(
     node_capacities: Mapping[str, float | None],
 ) -> PoolAmortization:
     """Split ``amortization_per_hour`` over the matched nodes by their GPUs."""
-    unit = unit_rate_per_hour(amortization_per_hour, gpu_count)
     counts = node_gpu_counts(node_capacities, gpu_count)
+    matched = sum(counts.values())
+    unit = unit_rate_per_hour(amortization_per_hour, gpu_count, matched)
     nodes = tuple(
         NodeAmortization(node, gpus, unit * gpus) for node, gpus in sorted(counts.items())
     )
-    matched = sum(counts.values())
     shortfall = max(0.0, gpu_count - matched)
     return PoolAmortization(
         unit_rate_per_hour=unit,
@@ -204,7 +208,7 @@ class CostRates:
 
 
 def cost_rates(
-    hardware: Hardware,
+    hardware: HardwareSpec,
     *,
     power_watts: float,
     rate_per_kwh: float,
@@ -218,14 +222,7 @@ def cost_rates(
 
 
 # ---------------------------------------------------------------------------------------------
-# power resolution (SPEC §2.1 DCGMReachable)
-
-
-class PowerSource(enum.Enum):
-    DCGM = "DCGM"
-    PARTIAL = "Partial"
-    TDP = "TDP"
-    NONE = "None"
+# power resolution (SPEC §2.1): measured where DCGM reads a GPU, a fallback elsewhere
 
 
 class ExporterState(enum.Enum):
@@ -274,16 +271,28 @@ class GpuPower:
     watts: float
 
 
+class Fallback(enum.Enum):
+    """Where a GPU without a reading gets its power from (SPEC §2.1, in this order)."""
+
+    TDP = "tdp"
+    """``spec.hardware.tdpWatts``."""
+    MEASURED_MEAN = "measured_mean"
+    """The mean of the profile's measured GPUs."""
+    NONE = "none"
+    """Nothing to go by: 0 W."""
+
+
 @attrs.frozen
 class NodePower:
     node: str
     gpus: float
-    """GPUs the node counts for (capacity, else gpuCount ÷ matched nodes)."""
+    """GPUs the node counts for (its GPUs, else gpuCount ÷ matched nodes)."""
     measured: tuple[GpuPower, ...]
     fallback_gpus: float
+    """GPUs of the node without a reading."""
     fallback_watts_per_gpu: float
-    missing_reason: str | None
-    """Why GPUs of this node have no reading; ``None`` when all report."""
+    exporter: ExporterStatus | None
+    """What the node's DCGM exporters did; ``None`` when none was found."""
 
     @property
     def measured_watts(self) -> float:
@@ -294,51 +303,32 @@ class NodePower:
         return self.measured_watts + self.fallback_gpus * self.fallback_watts_per_gpu
 
 
-class DCGMReason(enum.Enum):
-    HEALTHY = "DCGMHealthy"
-    PARTIAL = "DCGMPartial"
-    SCRAPE_FAILED = "DCGMScrapeFailed"
-    NOT_FOUND = "DCGMNotFound"
-
-
-_STATUS = {
-    DCGMReason.HEALTHY: "True",
-    DCGMReason.PARTIAL: "Unknown",
-    DCGMReason.SCRAPE_FAILED: "False",
-    DCGMReason.NOT_FOUND: "False",
-}
-
-
 @attrs.frozen
 class PowerResolution:
-    """Everything the CostProfile status says about power."""
+    """The power of a profile's owned nodes: per node what was measured and what falls back."""
 
     power_watts: float
-    power_source: PowerSource
     matched_gpus: float
+    """GPUs of the owned nodes (0 when the profile owns none)."""
     gpus_reporting: int
+    fallback: Fallback
     fallback_watts_per_gpu: float
     nodes: tuple[NodePower, ...]
-    reason: DCGMReason
-    message: str
 
     @property
-    def status(self) -> str:
-        """The ``DCGMReachable`` condition status: True, Unknown or False."""
-        return _STATUS[self.reason]
+    def fallback_gpus(self) -> float:
+        return sum(n.fallback_gpus for n in self.nodes)
+
+    @property
+    def exporter_failed(self) -> bool:
+        """An exporter of some owned node was found and failed."""
+        return any(n.exporter is not None and n.exporter.state is ExporterState.FAILED
+                   for n in self.nodes)  # fmt: skip
 
     @property
     def measured(self) -> tuple[tuple[str, GpuPower], ...]:
         """(node, GPU) of every measured GPU, for ``infercost_gpu_power_watts``."""
         return tuple((n.node, g) for n in self.nodes for g in n.measured)
-
-
-def _fmt_gpus(count: float) -> str:
-    return str(int(count)) if float(count).is_integer() else f"{count:.2f}"
-
-
-def _fmt_watts(watts: float) -> str:
-    return f"{watts:.0f} W" if watts >= 10 else f"{watts:.1f} W"
 
 
 def resolve_power(
@@ -348,129 +338,55 @@ def resolve_power(
     readings: Mapping[str, Sequence[GpuPower]],
     tdp_watts: float | None = None,
 ) -> PowerResolution:
-    """Decide, per matched node and GPU, measured or fallback power (SPEC §2.1).
+    """Decide, per owned node and GPU, measured or fallback power (SPEC §2.1).
 
-    ``node_capacities``: matched node → ``nvidia.com/gpu`` capacity (``None`` when unknown);
-    ``exporters``: node → what its DCGM exporters did (a node absent here had none);
-    ``readings``: node → its measured GPUs. Readings are deduplicated by UUID across nodes
-    (the first node in name order keeps a GPU reported twice); readings of unmatched nodes and
-    NaN/negative values are ignored.
+    ``node_capacities``: owned node → its GPUs (``None`` when unknown); ``exporters``: node →
+    what its DCGM exporters did (a node absent here had none); ``readings``: node → its
+    measured GPUs, one per UUID with a usable value, as the reader delivers them
+    (:func:`infercost.collect.dcgm.dedupe_gpus`); readings of unowned nodes are ignored. A
+    profile that owns no node draws no power: its GPUs are another profile's, or nowhere, so
+    they are not counted twice.
     """
     counts = node_gpu_counts(node_capacities, gpu_count)
-    seen: set[str] = set()
-    measured_by_node: dict[str, tuple[GpuPower, ...]] = {}
-    for node in sorted(counts):
-        kept = []
-        for reading in readings.get(node, ()):
-            if reading.uuid in seen or not (reading.watts >= 0) or math.isinf(reading.watts):
-                continue
-            seen.add(reading.uuid)
-            kept.append(reading)
-        measured_by_node[node] = tuple(sorted(kept, key=lambda g: (_index_key(g.gpu), g.uuid)))
+    measured_by_node = {
+        node: tuple(sorted(readings.get(node, ()), key=lambda g: (_index_key(g.gpu), g.uuid)))
+        for node in sorted(counts)
+    }
     all_measured = [g for gs in measured_by_node.values() for g in gs]
-    n_measured = len(all_measured)
-    matched = sum(counts.values()) if counts else float(gpu_count)
 
     if tdp_watts is not None:
-        fallback = float(tdp_watts)
+        fallback, kind = float(tdp_watts), Fallback.TDP
     elif all_measured:
-        fallback = sum(g.watts for g in all_measured) / n_measured
-    else:
-        fallback = 0.0
-
-    nodes: list[NodePower] = []
-    problems: list[str] = []
-    for node in sorted(counts):
-        measured = measured_by_node[node]
-        missing = max(0.0, counts[node] - len(measured))
-        reason = None
-        if missing > 0:
-            reason = _missing_reason(node, measured, counts[node], exporters.get(node))
-            problems.append(reason)
-        nodes.append(NodePower(node, counts[node], measured, missing, fallback, reason))
-
-    measured_watts = sum(g.watts for g in all_measured)
-    fallback_gpus = sum(n.fallback_gpus for n in nodes) if counts else float(gpu_count)
-    power = measured_watts + fallback_gpus * fallback
-
-    if not counts:
-        reason_code = DCGMReason.NOT_FOUND
-        message = "no node matches the nodeSelector, so no GPU power can be measured"
-    elif n_measured and not problems:
-        reason_code = DCGMReason.HEALTHY
-        message = (
-            f"all {_fmt_gpus(matched)} GPUs on {len(counts)} node(s) report power through DCGM"
-        )
-    elif n_measured:
-        reason_code = DCGMReason.PARTIAL
-        message = (
-            f"{n_measured} of {_fmt_gpus(matched)} GPUs report power through DCGM; "
-            + "; ".join(problems)
-            + f"; the other {_fmt_gpus(fallback_gpus)} count "
-            # The measured mean moves with every reading; a condition message must change only
-            # when the situation does, so it is named, not quoted.
-            + (
-                f"{_fmt_watts(fallback)} each (tdpWatts)"
-                if tdp_watts is not None
-                else "the mean power of the measured GPUs "
-                "(set spec.hardware.tdpWatts to use a fixed figure)"
-            )
+        fallback, kind = (
+            sum(g.watts for g in all_measured) / len(all_measured),
+            Fallback.MEASURED_MEAN,
         )
     else:
-        failed = any(
-            (s := exporters.get(node)) is not None and s.state is ExporterState.FAILED
-            for node in counts
-        )
-        reason_code = DCGMReason.SCRAPE_FAILED if failed else DCGMReason.NOT_FOUND
-        if not problems:
-            problems = [f"node {node} holds no GPUs" for node in sorted(counts)]
-        message = "no GPU power readings: " + "; ".join(problems)
-        message += (
-            f"; using tdpWatts {_fmt_watts(fallback)} per GPU"
-            if tdp_watts is not None
-            else "; set spec.hardware.tdpWatts to estimate power (counting 0 W until then)"
-        )
+        fallback, kind = 0.0, Fallback.NONE
 
-    if reason_code is DCGMReason.HEALTHY:
-        source = PowerSource.DCGM
-    elif reason_code is DCGMReason.PARTIAL:
-        source = PowerSource.PARTIAL
-    elif tdp_watts is not None:
-        source = PowerSource.TDP
-    else:
-        source = PowerSource.NONE
+    nodes = tuple(
+        NodePower(
+            node=node,
+            gpus=counts[node],
+            measured=measured_by_node[node],
+            fallback_gpus=max(0.0, counts[node] - len(measured_by_node[node])),
+            fallback_watts_per_gpu=fallback,
+            exporter=exporters.get(node),
+        )
+        for node in sorted(counts)
+    )
     return PowerResolution(
-        power_watts=power,
-        power_source=source,
-        matched_gpus=matched,
-        gpus_reporting=n_measured,
+        power_watts=sum(n.power_watts for n in nodes),
+        matched_gpus=sum(counts.values()),
+        gpus_reporting=len(all_measured),
+        fallback=kind,
         fallback_watts_per_gpu=fallback,
-        nodes=tuple(nodes),
-        reason=reason_code,
-        message=message,
+        nodes=nodes,
     )
 
 
 def _index_key(gpu: str) -> tuple[int, str]:
     return (int(gpu), "") if gpu.isdigit() else (1 << 30, gpu)
-
-
-def _missing_reason(
-    node: str, measured: Sequence[GpuPower], expected: float, status: ExporterStatus | None
-) -> str:
-    if measured:
-        return (
-            f"node {node}: only {len(measured)} of {_fmt_gpus(expected)} GPUs have a reading "
-            "(the exporter does not report the others)"
-        )
-    if status is None or status.state is ExporterState.NOT_FOUND:
-        return (
-            f"node {node}: no DCGM exporter found on the node "
-            "(check that dcgm-exporter runs there and matches --dcgm-selector)"
-        )
-    if status.state is ExporterState.FAILED:
-        return f"node {node}: DCGM exporter failed: {status.error or 'unknown error'}"
-    return f"node {node}: the DCGM exporter answered without power readings for this node"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,12 +403,6 @@ class ProfileCost:
     current_power_draw_watts: float
     power: PowerResolution
     amortization: PoolAmortization
-    gpu_count_message: str | None
-    """Set when the matched nodes hold more (or fewer) GPUs than ``gpuCount``."""
-
-    @property
-    def power_source(self) -> PowerSource:
-        return self.power.power_source
 
     @property
     def matched_gpus(self) -> float:
@@ -504,7 +414,7 @@ class ProfileCost:
 
 
 def evaluate_profile(
-    hardware: Hardware,
+    hardware: HardwareSpec,
     *,
     rate_per_kwh: float,
     pue_factor: float,
@@ -520,17 +430,6 @@ def evaluate_profile(
     amortization_per_hour = amortization_rate_per_hour(hardware, at)
     pool = split_amortization(amortization_per_hour, hardware.gpu_count, node_capacities)
     electricity = electricity_cost_per_hour(power.power_watts, rate_per_kwh, pue_factor)
-    message = None
-    if node_capacities and pool.excess_gpus > 0:
-        message = (
-            f"the nodeSelector matches {_fmt_gpus(pool.matched_gpus)} GPUs but gpuCount is "
-            f"{hardware.gpu_count}; each GPU is charged the per-GPU rate"
-        )
-    elif node_capacities and pool.matched_gpus < hardware.gpu_count:
-        message = (
-            f"the nodeSelector matches {_fmt_gpus(pool.matched_gpus)} of {hardware.gpu_count} "
-            "GPUs; the rest is booked as pool idle"
-        )
     return ProfileCost(
         hourly_cost_usd=amortization_per_hour + electricity,
         amortization_rate_per_hour=amortization_per_hour,
@@ -538,5 +437,4 @@ def evaluate_profile(
         current_power_draw_watts=power.power_watts,
         power=power,
         amortization=pool,
-        gpu_count_message=message,
     )

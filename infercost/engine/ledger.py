@@ -36,10 +36,12 @@ from infercost.engine.attribution import (
     attribute,
 )
 from infercost.engine.costmodel import (
-    HOURS_PER_YEAR,
     MILLIJOULES_PER_KWH,
     WATT_SECONDS_PER_KWH,
-    Hardware,
+    HardwareSpec,
+    amortization_end,
+    depreciation_rate_per_hour,
+    maintenance_rate_per_hour,
 )
 from infercost.engine.periods import (
     day_label,
@@ -121,11 +123,31 @@ STATE_VERSION = 1
 
 @attrs.frozen
 class Economics:
-    """The CostProfile spec in force for booking: hardware, electricity rate and PUE."""
+    """The rates in force for booking (SPEC §4: checkpointed per profile), derived from a
+    CostProfile's last valid spec by :meth:`of`."""
 
-    hardware: Hardware
+    gpu_count: int
+    depreciation_per_hour_usd: float
+    """``purchasePriceUSD / (amortizationYears × 8760)`` for the whole pool."""
+    maintenance_per_hour_usd: float
+    depreciation_end: float | None
+    """Unix seconds when the purchase price is written off (``purchaseDate`` + years)."""
+    tdp_watts: float | None
     rate_per_kwh: float
     pue_factor: float = 1.0
+
+    @classmethod
+    def of(cls, hardware: HardwareSpec, rate_per_kwh: float, pue_factor: float = 1.0) -> Economics:
+        end = amortization_end(hardware)
+        return cls(
+            gpu_count=hardware.gpu_count,
+            depreciation_per_hour_usd=depreciation_rate_per_hour(hardware),
+            maintenance_per_hour_usd=maintenance_rate_per_hour(hardware),
+            depreciation_end=None if end is None else end.timestamp(),
+            tdp_watts=hardware.tdp_watts,
+            rate_per_kwh=rate_per_kwh,
+            pue_factor=pue_factor,
+        )
 
     @property
     def usd_per_kwh(self) -> float:
@@ -313,20 +335,14 @@ def shard_of(name: str, shards: int) -> int:
     return zlib.crc32(name.encode()) % shards
 
 
-def amortization_usd(hardware: Hardware, start: float, end: float) -> float:
-    """The pool's amortization over ``(start, end]`` (unix seconds): depreciation until
-    ``purchaseDate + amortizationYears`` (split by time inside the interval), maintenance
-    always (SPEC §5)."""
+def amortization_usd(econ: Economics, start: float, end: float) -> float:
+    """The pool's amortization over ``(start, end]`` (unix seconds): depreciation until its end
+    (split by time inside the interval), maintenance always (SPEC §5)."""
     hours = max(0.0, end - start) / 3600.0
-    price = hardware.purchase_price_usd
-    maintenance = price * hardware.maintenance_percent_per_year / HOURS_PER_YEAR * hours
     depreciating = hours
-    stop = hardware.amortization_end
-    if stop is not None:
-        stop_s = stop.timestamp()
-        depreciating = max(0.0, min(end, stop_s) - start) / 3600.0
-    depreciation = price / (hardware.amortization_years * HOURS_PER_YEAR) * depreciating
-    return depreciation + maintenance
+    if econ.depreciation_end is not None:
+        depreciating = max(0.0, min(end, econ.depreciation_end) - start) / 3600.0
+    return econ.depreciation_per_hour_usd * depreciating + econ.maintenance_per_hour_usd * hours
 
 
 def _ts(at: dt.datetime) -> float:
@@ -516,7 +532,7 @@ class Ledger:
         out: dict[str, float] = {}
         for key, members in owned.items():
             if all(n.gpus is None for n in members):
-                even = profiles[key].economics.hardware.gpu_count / len(members)
+                even = profiles[key].economics.gpu_count / len(members)
                 out.update((n.name, even) for n in members)
             else:
                 out.update((n.name, float(n.gpus or 0.0)) for n in members)
@@ -827,39 +843,28 @@ def _whole(value: float) -> int:
 
 
 def _dump_profile(p: _Profile) -> list[Any]:
-    hw = p.economics.hardware
+    e = p.economics
     return [
         p.t0,
         p.owned_gpus,
         p.mode,
         [
-            hw.gpu_count,
-            hw.purchase_price_usd,
-            hw.amortization_years,
-            hw.maintenance_percent_per_year,
-            hw.tdp_watts,
-            None if hw.purchase_date is None else hw.purchase_date.isoformat(),
+            e.gpu_count,
+            e.depreciation_per_hour_usd,
+            e.maintenance_per_hour_usd,
+            e.depreciation_end,
+            e.tdp_watts,
+            e.rate_per_kwh,
+            e.pue_factor,
         ],
-        p.economics.rate_per_kwh,
-        p.economics.pue_factor,
     ]
 
 
 def _load_profile(raw: Sequence[Any]) -> _Profile:
-    t0, owned, mode, hw, rate, pue = raw
-    count, price, years, maint, tdp, date = hw
-    purchase = None
-    if date is not None:
-        purchase = dt.datetime.fromisoformat(date) if "T" in date else dt.date.fromisoformat(date)
-    hardware = Hardware(
-        gpu_count=count,
-        purchase_price_usd=price,
-        amortization_years=years,
-        maintenance_percent_per_year=maint,
-        tdp_watts=tdp,
-        purchase_date=purchase,
+    t0, owned, mode, (count, depreciation, maintenance, end, tdp, rate, pue) = raw
+    return _Profile(
+        t0, Economics(int(count), depreciation, maintenance, end, tdp, rate, pue), owned, mode
     )
-    return _Profile(t0, Economics(hardware, rate, pue), owned, mode)
 
 
 def _dump_gpu(g: _Gpu) -> list[Any]:
@@ -951,9 +956,8 @@ class _Batch:
         if seconds <= 0:
             return
         econ = prof.economics
-        hw = econ.hardware
-        denominator = max(float(hw.gpu_count), prof.owned_gpus)
-        node_amort = amortization_usd(hw, t0, self.t1) / denominator * state.gpus
+        denominator = max(float(econ.gpu_count), prof.owned_gpus)
+        node_amort = amortization_usd(econ, t0, self.t1) / denominator * state.gpus
         readings = {r.id: r for r in node.readings} if node else {}
         # GPUs known from earlier samples that vanished from the page stay (deferred)
         ids = list(dict.fromkeys([*readings, *state.gpu_ids]))
@@ -963,7 +967,7 @@ class _Batch:
             return
         boot = node.boot_id if node else state.boot_id
         measured = [w for r in readings.values() if (w := _usable(r.power_watts)) is not None]
-        fallback = hw.tdp_watts
+        fallback = econ.tdp_watts
         if fallback is None and measured:
             fallback = sum(measured) / len(measured)
         per_gpu_amort = node_amort / len(ids)
@@ -1008,14 +1012,15 @@ class _Batch:
         seconds = self.t1 - prof.t0
         if seconds <= 0:
             return
-        hw = prof.economics.hardware
-        denominator = max(float(hw.gpu_count), prof.owned_gpus)
-        short = (
-            max(0.0, hw.gpu_count - prof.owned_gpus) if prof.mode == "owns" else float(hw.gpu_count)
-        )
+        econ = prof.economics
+        denominator = max(float(econ.gpu_count), prof.owned_gpus)
+        if prof.mode == "owns":
+            short = max(0.0, econ.gpu_count - prof.owned_gpus)
+        else:
+            short = float(econ.gpu_count)
         if short <= 0:
             return
-        amort = amortization_usd(hw, prof.t0, self.t1) / denominator * short
+        amort = amortization_usd(econ, prof.t0, self.t1) / denominator * short
         self.units.setdefault(prof.t0, []).append(
             _Unit(
                 f"pool:{key}",

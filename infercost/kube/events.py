@@ -12,7 +12,10 @@ Like client-go's ``EventCorrelator``, repeats are folded:
 - a per-object token bucket (25 events, one more every 5 minutes) drops the rest, logged.
 
 Writing an Event never fails the caller: API errors are logged and swallowed, because an Event
-is a notification, not state.
+is a notification, not state. Callers on several threads may report the same Event at once:
+the read of its count, the patch and the cache update happen under one lock per Event (striped,
+so the number of locks stays fixed), so no increment is lost and a first report is never
+created twice.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import attrs
@@ -28,7 +30,9 @@ import cachetools
 import structlog
 
 from infercost.kube.clock import Clock, RealClock
+from infercost.kube.conditions import format_time
 from infercost.kube.rest import EVENTS, ApiError, NotFoundError, Resource, RestClient
+from infercost.kube.workqueue import TokenBucket
 
 __all__ = ["NORMAL", "WARNING", "EventRecorder", "ObjectRef"]
 
@@ -36,6 +40,7 @@ NORMAL = "Normal"
 WARNING = "Warning"
 COMBINED_PREFIX = "(combined from similar events): "
 _MAX_MESSAGE = 1024
+_EVENT_LOCK_STRIPES = 64
 
 log = structlog.get_logger("infercost.kube.events")
 
@@ -86,30 +91,6 @@ class _Recorded:
     count: int
 
 
-class _Bucket:
-    def __init__(self, burst: int, refill_seconds: float, now: float) -> None:
-        self.tokens = float(burst)
-        self.burst = burst
-        self.refill_seconds = refill_seconds
-        self.last = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.last) / self.refill_seconds)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-def _micro_time(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _time(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class EventRecorder:
     """Records core/v1 Events with ``source.component`` = ``component``."""
 
@@ -145,9 +126,10 @@ class EventRecorder:
         self._similar: cachetools.TTLCache[tuple[Any, ...], dict[str, float]] = cachetools.TTLCache(
             cache_size, similar_window_seconds, timer=mono
         )
-        self._buckets: cachetools.LRUCache[tuple[Any, ...], _Bucket] = cachetools.LRUCache(
+        self._buckets: cachetools.LRUCache[tuple[Any, ...], TokenBucket] = cachetools.LRUCache(
             cache_size
         )
+        self._event_locks = tuple(threading.Lock() for _ in range(_EVENT_LOCK_STRIPES))
 
     def normal(self, ref: ObjectRef, reason: str, message: str) -> bool:
         return self.event(ref, NORMAL, reason, message)
@@ -168,10 +150,10 @@ class EventRecorder:
         with self._lock:
             bucket = self._buckets.get(obj_key)
             if bucket is None:
-                bucket = self._buckets[obj_key] = _Bucket(
-                    self.spam_burst, self.spam_refill_seconds, now_mono
+                bucket = self._buckets[obj_key] = TokenBucket(
+                    1.0 / self.spam_refill_seconds, self.spam_burst, now_mono
                 )
-            if not bucket.take(now_mono):
+            if not bucket.try_take(now_mono):
                 log.info("event dropped by the spam filter", object=ref.name, reason=reason)
                 return False
             similar_key = (*obj_key, type_, reason)
@@ -186,6 +168,21 @@ class EventRecorder:
                 key: tuple[Any, ...] = (*obj_key, type_, reason, COMBINED_PREFIX)
             else:
                 key = (*obj_key, type_, reason, message)
+        with self._event_locks[hash(key) % _EVENT_LOCK_STRIPES]:
+            return self._write(ref, key, type_, reason, message, combined=combined)
+
+    def _write(
+        self,
+        ref: ObjectRef,
+        key: tuple[Any, ...],
+        type_: str,
+        reason: str,
+        message: str,
+        *,
+        combined: bool,
+    ) -> bool:
+        """Patch the Event of ``key`` or create it; the caller holds the Event's lock."""
+        with self._lock:
             recorded = self._recorded.get(key)
         now = self.clock.now()
         if recorded is not None:
@@ -195,7 +192,7 @@ class EventRecorder:
                     recorded.name,
                     {
                         "count": recorded.count + 1,
-                        "lastTimestamp": _time(now),
+                        "lastTimestamp": format_time(now),
                         **({"message": message} if combined else {}),
                     },
                     recorded.namespace,
@@ -221,8 +218,8 @@ class EventRecorder:
             "message": message,
             "type": type_,
             "count": 1,
-            "firstTimestamp": _time(now),
-            "lastTimestamp": _time(now),
+            "firstTimestamp": format_time(now),
+            "lastTimestamp": format_time(now),
             "eventTime": None,
             "source": {"component": self.component, **({"host": self.host} if self.host else {})},
             "reportingComponent": self.component,

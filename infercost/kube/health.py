@@ -1,8 +1,8 @@
 """The operator's health series (SPEC §6.1), defined once, on an injectable registry.
 
 Every replica exports these, leader or not. The machinery in this package updates the leader,
-reconcile, queue and watch series; the collector updates the scrape series; controllers call
-:meth:`HealthMetrics.object_updated` when they write an object's status and
+reconcile, queue and watch series; the collector updates the scrape series; the status writer
+calls :meth:`HealthMetrics.object_updated` whenever a sample confirms an object's figures and
 :meth:`HealthMetrics.object_deleted` when it goes away, so a deleted object's series
 disappears. Tests pass a fresh ``CollectorRegistry`` to count exactly what they caused.
 """
@@ -62,7 +62,7 @@ class HealthMetrics:
         )
         self.object_last_updated_timestamp_seconds = Gauge(
             "infercost_object_last_updated_timestamp_seconds",
-            "Epoch seconds of the data last written to an object's status.",
+            "Epoch seconds of the latest sample that confirmed an object's status figures.",
             ["kind", "object", "object_namespace"],
             registry=r,
         )

@@ -98,12 +98,18 @@ class LeaderElector:
         self._observed_rv = ""
         self._observed_at = 0.0
         self._last_leader = ""
+        self._readable = threading.Event()
         self._log = log.bind(lease=f"{namespace}/{name}", identity=self.identity)
 
     # -- public ------------------------------------------------------------------------------
 
     def is_leader(self) -> bool:
         return self._leading.is_set()
+
+    def lease_readable(self) -> bool:
+        """Whether the last attempt could read (or create) the Lease: a standby that cannot is
+        no ready replacement for the leader."""
+        return self._readable.is_set()
 
     @property
     def leader(self) -> str:
@@ -120,6 +126,7 @@ class LeaderElector:
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the election loop, and with it both callbacks, to end."""
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -131,8 +138,12 @@ class LeaderElector:
         if not self._acquire():
             return
         self._set_leading(True)
+        started: threading.Thread | None = None
         if self.on_started_leading is not None:
-            threading.Thread(target=self.on_started_leading, name="leading", daemon=True).start()
+            # On its own thread, so that a slow callback never delays a renewal; it is joined
+            # below, so that on_stopped_leading never overtakes it.
+            started = threading.Thread(target=self.on_started_leading, name="leading", daemon=True)
+            started.start()
         self._renew_loop()
         lost = not self._stop.is_set()
         if not lost and self.release_on_stop:
@@ -140,6 +151,8 @@ class LeaderElector:
         self._set_leading(False)
         if lost:
             self._log.error("leader lease lost")
+        if started is not None:
+            started.join()
         if self.on_stopped_leading is not None:
             self.on_stopped_leading()
 
@@ -200,14 +213,21 @@ class LeaderElector:
         except NotFoundError:
             try:
                 created = self.rest.create(LEASES, self._lease_body(desired, ""), self.namespace)
-            except ApiError as exc:
-                self._log.info("lease creation failed", error=str(exc))
+            except ConflictError:
+                self._readable.set()  # another candidate created it first: it exists
                 return False
+            except ApiError as exc:
+                self._readable.clear()
+                self._log.warning("lease creation failed", error=str(exc))
+                return False
+            self._readable.set()
             self._observe(created, mono)
             return True
         except ApiError as exc:
+            self._readable.clear()
             self._log.warning("cannot read the leader lease", error=str(exc))
             return False
+        self._readable.set()
 
         spec = current.get("spec") or {}
         rv = str((current.get("metadata") or {}).get("resourceVersion") or "")

@@ -1,7 +1,9 @@
 """Status writes: only what changed, only when it matters, never blindly over someone else.
 
-The decision "is this change worth a write now?" is the pure function :func:`classify_change`,
-driven by :class:`StatusRules`. SPEC §2's cadence follows from the default rules:
+The decision "is this status change worth a write now?" is pure: :func:`classify_change` says
+how much a change matters, driven by :class:`StatusRules`, and :func:`decide_write` adds time.
+SPEC §2's cadence follows from the default rules, the same for every kind (each adds the
+fields and list keys of its own status):
 
 - a change of a condition (status, reason, message, observedGeneration), a string (``period``,
   ``state``, ``powerSource``), a bool, an integer (token counts, ``observedGeneration``,
@@ -11,7 +13,10 @@ driven by :class:`StatusRules`. SPEC §2's cadence follows from the default rule
 - a change of a float (money, rates, ratios), compared after rounding to ``float_precision``
   (1e-6), is a **cadence** change: written at most once per status interval;
 - ignored fields (``lastUpdated``, conditions' ``lastTransitionTime``) never cause a write,
-  but are sent along when something else is written.
+  but are sent along when something else is written;
+- when nothing else changed, the data time (``lastUpdated``: the time of the data, not of the
+  write) is still **refreshed** once it is ``refresh_intervals`` (10) status intervals newer
+  than the written one, so a reader can tell a fresh status from a frozen one.
 
 :class:`StatusWriter` applies the decision: it sends a JSON merge patch to ``/status`` holding
 only the fields that differ, with ``metadata.resourceVersion`` in the patch as a precondition,
@@ -19,8 +24,10 @@ so a write based on a stale cache fails with 409 instead of overwriting a newer 
 is reported as :attr:`WriteOutcome.CONFLICT`; the controller then re-reads and recomputes on a
 rate-limited retry. It never retries in a loop itself.
 
-After a write it sets ``infercost_object_last_updated_timestamp_seconds`` from the status's
-``lastUpdated`` (the time of the data), and :meth:`StatusWriter.forget` removes that series.
+Every call sets ``infercost_object_last_updated_timestamp_seconds`` to the desired status's
+data time, written or not: the time of the latest sample that confirmed the object's figures
+(so a new leader exports it from its first sample, without a write).
+:meth:`StatusWriter.forget` removes that series.
 """
 
 from __future__ import annotations
@@ -43,9 +50,11 @@ __all__ = [
     "FieldClass",
     "StatusRules",
     "StatusWriter",
+    "WriteDecision",
     "WriteOutcome",
     "WriteResult",
     "classify_change",
+    "decide_write",
     "merge_patch_diff",
 ]
 
@@ -56,8 +65,10 @@ class Change(enum.IntEnum):
     """How much a status change matters (ordered: the maximum over fields wins)."""
 
     NONE = 0
-    CADENCE = 1
-    SIGNIFICANT = 2
+    REFRESH = 1
+    """Only the data time moved, by at least ``refresh_intervals`` status intervals."""
+    CADENCE = 2
+    SIGNIFICANT = 3
 
 
 class FieldClass(enum.Enum):
@@ -71,30 +82,89 @@ class FieldClass(enum.Enum):
 
 @attrs.frozen
 class StatusRules:
-    """Rules for :func:`classify_change`.
+    """Rules for :func:`classify_change` and :func:`decide_write`.
 
     Paths are dotted field names from the status root; list elements add ``[]``
     (``byModel[].estimatedCostUSD``). ``list_keys`` names the fields that identify the
-    elements of a keyed list; the set of keys changing is significant.
+    elements of a keyed list; the set of keys changing is significant. ``data_time_field`` is
+    the RFC 3339 time of the data (ignored as a change, refreshed every ``refresh_intervals``
+    status intervals; ``None`` never refreshes).
     """
 
     fields: Mapping[str, FieldClass] = attrs.field(factory=dict)
     list_keys: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     float_precision: float = 1e-6
+    data_time_field: str | None = "lastUpdated"
+    refresh_intervals: float | None = 10.0
 
     @classmethod
     def default(
         cls,
         fields: Mapping[str, FieldClass] | None = None,
         list_keys: Mapping[str, tuple[str, ...]] | None = None,
+        *,
+        data_time_field: str = "lastUpdated",
+        refresh_intervals: float | None = 10.0,
     ) -> StatusRules:
         """Rules every InferCost status shares, extended by the caller's."""
         base_fields = {
-            "lastUpdated": FieldClass.IGNORE,
+            data_time_field: FieldClass.IGNORE,
             "conditions[].lastTransitionTime": FieldClass.IGNORE,
         }
         base_keys = {"conditions": ("type",)}
-        return cls({**base_fields, **(fields or {})}, {**base_keys, **(list_keys or {})})
+        return cls(
+            {**base_fields, **(fields or {})},
+            {**base_keys, **(list_keys or {})},
+            data_time_field=data_time_field,
+            refresh_intervals=refresh_intervals,
+        )
+
+    def data_time(self, status: Mapping[str, Any]) -> float | None:
+        """The status's data time in epoch seconds (``None`` when absent or unreadable)."""
+        if self.data_time_field is None:
+            return None
+        return parse_time(status.get(self.data_time_field))
+
+
+@attrs.frozen
+class WriteDecision:
+    """What :func:`decide_write` concluded: how much changed, and when a cadence change may be
+    written (``due_in`` seconds from now; ``None`` when it may be written at once)."""
+
+    change: Change
+    due_in: float | None = None
+
+    @property
+    def write_now(self) -> bool:
+        return self.change is not Change.NONE and self.due_in is None
+
+
+def decide_write(
+    current: Mapping[str, Any],
+    desired: Mapping[str, Any],
+    rules: StatusRules,
+    interval_seconds: float,
+    since_last_write: float | None,
+) -> WriteDecision:
+    """Whether ``desired`` should replace ``current`` now (SPEC §2 write cadence).
+
+    ``since_last_write``: seconds since this process last wrote the object (``None``: never).
+    Significant changes and due refreshes are written at once; cadence changes once
+    ``interval_seconds`` have passed since the last write.
+    """
+    change = classify_change(current, desired, rules)
+    if change is Change.CADENCE:
+        if since_last_write is not None and since_last_write < interval_seconds:
+            return WriteDecision(change, due_in=interval_seconds - since_last_write)
+        return WriteDecision(change)
+    if change is Change.NONE and rules.refresh_intervals is not None:
+        new = rules.data_time(desired)
+        old = rules.data_time(current)
+        if new is not None and (
+            old is None or new - old >= rules.refresh_intervals * interval_seconds
+        ):
+            return WriteDecision(Change.REFRESH)
+    return WriteDecision(change)
 
 
 def _is_number(value: Any) -> bool:
@@ -129,6 +199,10 @@ def classify_change(old: Any, new: Any, rules: StatusRules, path: str = "") -> C
             if rules.fields.get(child) is FieldClass.IGNORE:
                 continue
             if (key in old) != (key in new):
+                if rules.fields.get(child) is FieldClass.CADENCE:
+                    # appearing or disappearing waits too (a projection that comes and goes)
+                    worst = max(worst, Change.CADENCE)
+                    continue
                 return Change.SIGNIFICANT
             worst = max(worst, classify_change(old[key], new[key], rules, child))
             if worst is Change.SIGNIFICANT:
@@ -262,6 +336,12 @@ class StatusWriter:
         if self.metrics is not None:
             self.metrics.object_deleted(self.resource.kind, name, namespace)
 
+    def _confirm(self, namespace: str, name: str, desired: Mapping[str, Any]) -> None:
+        """``infercost_object_last_updated_timestamp_seconds`` := the desired data time."""
+        data_time = self.rules.data_time(desired)
+        if self.metrics is not None and data_time is not None:
+            self.metrics.object_updated(self.resource.kind, name, namespace, data_time)
+
     def write(
         self, obj: Mapping[str, Any], desired: Mapping[str, Any], *, force: bool = False
     ) -> WriteResult:
@@ -288,16 +368,22 @@ class StatusWriter:
             and now - written.at < self.interval_seconds
             and classify_change(written.status, desired, self.rules) is Change.NONE
         ):
+            self._confirm(namespace, name, desired)
             return WriteResult(WriteOutcome.UNCHANGED, Change.NONE)
-        change = classify_change(current, desired, self.rules)
-        if change is Change.NONE and not (force and merge_patch_diff(current, desired)):
+        last = written.at if written is not None else None
+        decision = decide_write(
+            current,
+            desired,
+            self.rules,
+            self.interval_seconds,
+            None if last is None else now - last,
+        )
+        change = decision.change
+        if not decision.write_now and not (force and merge_patch_diff(current, desired)):
+            self._confirm(namespace, name, desired)
+            if change is Change.CADENCE:
+                return WriteResult(WriteOutcome.DEFERRED, change, due_in=decision.due_in)
             return WriteResult(WriteOutcome.UNCHANGED, change)
-        if change is Change.CADENCE and not force:
-            last = written.at if written is not None else None
-            if last is not None and now - last < self.interval_seconds:
-                return WriteResult(
-                    WriteOutcome.DEFERRED, change, due_in=self.interval_seconds - (now - last)
-                )
         patch = {
             "metadata": {"resourceVersion": rv},
             "status": merge_patch_diff(current, desired),
@@ -313,9 +399,7 @@ class StatusWriter:
             self.forget(namespace, name)
             return WriteResult(WriteOutcome.GONE, change)
         new_rv = str((result.get("metadata") or {}).get("resourceVersion") or "")
-        data_time = parse_time(desired.get("lastUpdated"))
-        if self.metrics is not None and data_time is not None:
-            self.metrics.object_updated(self.resource.kind, name, namespace, data_time)
+        self._confirm(namespace, name, desired)
         with self._lock:
             self._written[ident] = _Written(now, new_rv, dict(desired))
         self._log.debug(

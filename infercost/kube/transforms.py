@@ -22,16 +22,16 @@ What is kept, and why:
   node does not advertise the resource), ``nodeInfo.bootID`` (a changed boot ID means DCGM
   energy counters restarted), creationTimestamp.
 
-Times are kept as epoch seconds (float), not strings. :func:`pod_object` turns a
-:class:`PodInfo` back into the plain Pod dict shape that :mod:`infercost.collect`'s discovery
-reads (only the fields kept here).
+Times are kept as epoch seconds (float), not strings. :mod:`infercost.collect`'s discovery
+reads :class:`PodInfo` as it is, through its ``PodFacts`` protocol. ``nvidia.com/gpu``
+quantities are parsed here and only here (:func:`parse_quantity_int`).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -45,7 +45,6 @@ __all__ = [
     "NodeInfo",
     "OwnerRef",
     "PodInfo",
-    "format_epoch",
     "object_key",
     "object_labels",
     "object_name",
@@ -53,7 +52,6 @@ __all__ = [
     "object_resource_version",
     "parse_quantity_int",
     "parse_time",
-    "pod_object",
     "transform_node",
     "transform_pod",
 ]
@@ -90,16 +88,6 @@ def parse_time(value: Any) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
-
-
-def format_epoch(seconds: float | None) -> str | None:
-    """Epoch seconds back to RFC 3339 UTC (``2026-11-27T08:00:00Z``; fraction when present)."""
-    if seconds is None:
-        return None
-    when = datetime.fromtimestamp(seconds, UTC)
-    if when.microsecond:
-        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _port_number(value: Any) -> int:
@@ -300,56 +288,6 @@ def transform_node(obj: Mapping[str, Any]) -> NodeInfo:
         boot_id=str(node_info.get("bootID") or ""),
         creation_timestamp=parse_time(meta.get("creationTimestamp")),
     )
-
-
-def pod_object(pod: PodInfo) -> dict[str, Any]:
-    """The Pod dict shape of :class:`PodInfo` (what :mod:`infercost.collect` reads).
-
-    Only the kept fields appear; everything else is absent, as in a sparse API object.
-    """
-    meta: dict[str, Any] = {
-        "name": pod.name,
-        "namespace": pod.namespace,
-        "uid": pod.uid,
-        "resourceVersion": pod.resource_version,
-        "labels": dict(pod.labels),
-        "annotations": dict(pod.annotations),
-    }
-    if pod.owner_references:
-        meta["ownerReferences"] = [
-            {"kind": o.kind, "name": o.name, "controller": o.controller}
-            for o in pod.owner_references
-        ]
-    if pod.creation_timestamp is not None:
-        meta["creationTimestamp"] = format_epoch(pod.creation_timestamp)
-    if pod.deletion_timestamp is not None:
-        meta["deletionTimestamp"] = format_epoch(pod.deletion_timestamp)
-    containers = []
-    for c in pod.containers:
-        container: dict[str, Any] = {"name": c.name}
-        if c.ports:
-            container["ports"] = [
-                {"containerPort": number, **({"name": name} if name else {})}
-                for name, number in c.ports
-            ]
-        if c.gpu_limit:
-            container["resources"] = {"limits": {GPU_RESOURCE: str(c.gpu_limit)}}
-        containers.append(container)
-    spec: dict[str, Any] = {"containers": containers}
-    if pod.node_name:
-        spec["nodeName"] = pod.node_name
-    status: dict[str, Any] = {
-        "containerStatuses": [
-            {"name": c.name, "restartCount": c.restart_count} for c in pod.containers
-        ]
-    }
-    if pod.phase:
-        status["phase"] = pod.phase
-    if pod.pod_ip:
-        status["podIP"] = pod.pod_ip
-    if pod.start_time is not None:
-        status["startTime"] = format_epoch(pod.start_time)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
 
 
 # -- accessors that work on raw dicts and on the compact forms ---------------------------------

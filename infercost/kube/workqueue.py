@@ -38,6 +38,7 @@ __all__ = [
     "ItemExponentialFailureRateLimiter",
     "MaxOfRateLimiter",
     "RateLimiter",
+    "TokenBucket",
     "WorkQueue",
     "default_controller_rate_limiter",
 ]
@@ -90,6 +91,44 @@ class ItemExponentialFailureRateLimiter:
             return self._failures.get(item, 0)
 
 
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; starts full. Times are
+    monotonic seconds passed in by the caller. Not thread-safe: callers hold their own lock.
+
+    Two ways to spend: :meth:`reserve` always takes a token, possibly one that only exists in
+    the future, and says how long until it does (Go's ``rate.Limiter.Reserve``, for delaying
+    work); :meth:`try_take` takes one only if it is there (client-go's ``TryAccept``, for
+    dropping what exceeds the rate).
+    """
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("need a rate > 0 and a burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last = now
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._last)
+        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        self._last = now
+
+    def reserve(self, now: float) -> float:
+        """Take a token; seconds until it exists (0 when one was saved up)."""
+        self._refill(now)
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def try_take(self, now: float) -> bool:
+        """Take a token if one is saved up."""
+        self._refill(now)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
 class BucketRateLimiter:
     """An overall token bucket: ``qps`` tokens per second, at most ``burst`` saved up.
 
@@ -103,20 +142,12 @@ class BucketRateLimiter:
         self.qps = qps
         self.burst = burst
         self._clock = clock or RealClock()
-        self._tokens = float(burst)
-        self._last = self._clock.monotonic()
+        self._bucket = TokenBucket(qps, burst, self._clock.monotonic())
         self._lock = threading.Lock()
 
     def when(self, item: Hashable) -> float:
         with self._lock:
-            now = self._clock.monotonic()
-            elapsed = max(0.0, now - self._last)
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self.qps)
-            self._last = now
-            self._tokens -= 1.0
-            if self._tokens >= 0:
-                return 0.0
-            return -self._tokens / self.qps
+            return self._bucket.reserve(self._clock.monotonic())
 
     def forget(self, item: Hashable) -> None:
         return None

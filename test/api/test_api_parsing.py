@@ -401,9 +401,10 @@ SPEC_NAMES = {
             "projectedSpendUSD",
             "projectedExhaustion",
             "state",
-            # SPEC names the list only; its items say which threshold and how severe.
+            # SPEC names the list only; its items say which threshold, how severe and since when.
             "thresholdsCrossed.percent",
             "thresholdsCrossed.severity",
+            "thresholdsCrossed.crossedTime",
             "prometheusRuleRef.name",
             "prometheusRuleRef.namespace",
             "observedGeneration",

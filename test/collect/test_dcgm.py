@@ -93,12 +93,15 @@ def test_duplicate_rows_and_bad_values() -> None:
     assert gpus[1].power() is None
 
 
-def test_dedupe_across_pages_keeps_the_first() -> None:
+def test_dedupe_keeps_one_reading_per_uuid_first_node_first() -> None:
     a = read_dcgm(page("dcgm-pod-mapping.txt")).gpus
-    b = read_dcgm(page("dcgm-hostname-lowercase.txt")).gpus  # same two first UUIDs
-    merged = dedupe_gpus([*a, *b])
-    assert len(merged) == 4
-    assert merged[0].hostname == "gpu-node-1"
+    b = read_dcgm(page("dcgm-hostname-lowercase.txt")).gpus  # shares two UUIDs with a
+    shared = {r.uuid for r in a} & {r.uuid for r in b}
+    assert len(shared) == 2
+    merged = dedupe_gpus({"n2": a, "n1": b})
+    assert set(merged["n1"]) == set(b), "n1 comes first by name and keeps all of its GPUs"
+    assert [r.uuid for r in merged["n2"]] == [r.uuid for r in a if r.uuid not in shared]
+    assert dedupe_gpus({"n1": [*a, *a]}) == {"n1": a}
 
 
 def test_node_of_a_reading() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -17,15 +18,24 @@ from infercost.collect.discovery import (
     inference_backend,
     inference_target,
     model_fallback,
-    node_boot_id,
-    node_gpu_capacity,
     node_gpu_ids,
     node_holdings,
     parse_dcgm_selectors,
     parse_dcgm_url,
     strip_template_hash,
 )
-from infercost.testing.simservers.objects import make_dcgm_exporter_pod, make_node, make_pod
+from infercost.kube.transforms import PodInfo, transform_pod
+from infercost.testing.simservers import objects
+
+
+def make_pod(name: str, **options: Any) -> PodInfo:
+    """A pod as the informer caches it: what discovery reads."""
+    return transform_pod(objects.make_pod(name, **options))
+
+
+def make_dcgm_exporter_pod(node: str, ip: str, **options: Any) -> PodInfo:
+    return transform_pod(objects.make_dcgm_exporter_pod(node, ip, **options))
+
 
 BACKEND = "infercost.ai/backend"
 
@@ -80,7 +90,7 @@ def test_default_port_and_path_per_backend() -> None:
 
 
 def test_port_annotation_precedence() -> None:
-    pod = make_pod(
+    pod = objects.make_pod(
         "a",
         annotations={
             BACKEND: "vllm",
@@ -89,15 +99,15 @@ def test_port_annotation_precedence() -> None:
             "prometheus.io/port": "9002",
         },
     )
-    assert inference_target(pod).port == 9000  # type: ignore[union-attr]
+    assert inference_target(transform_pod(pod)).port == 9000  # type: ignore[union-attr]
     del pod["metadata"]["annotations"]["infercost.ai/metrics-port"]
-    assert inference_target(pod).port == 9001  # type: ignore[union-attr]
+    assert inference_target(transform_pod(pod)).port == 9001  # type: ignore[union-attr]
     del pod["metadata"]["annotations"]["prometheus.kserve.io/port"]
-    assert inference_target(pod).port == 9002  # type: ignore[union-attr]
+    assert inference_target(transform_pod(pod)).port == 9002  # type: ignore[union-attr]
 
 
 def test_path_annotation_precedence() -> None:
-    pod = make_pod(
+    pod = objects.make_pod(
         "a",
         annotations={
             BACKEND: "llamacpp",
@@ -105,9 +115,9 @@ def test_path_annotation_precedence() -> None:
             "prometheus.io/path": "/other",
         },
     )
-    assert inference_target(pod).path == "/metrics?model=llama"  # type: ignore[union-attr]
+    assert inference_target(transform_pod(pod)).path == "/metrics?model=llama"  # type: ignore[union-attr]
     del pod["metadata"]["annotations"]["infercost.ai/metrics-path"]
-    assert inference_target(pod).path == "/other"  # type: ignore[union-attr]
+    assert inference_target(transform_pod(pod)).path == "/other"  # type: ignore[union-attr]
 
 
 def test_named_container_port_is_accepted() -> None:
@@ -167,26 +177,26 @@ def test_model_name_fallback_chain() -> None:
         "serving.kserve.io/inferenceservice": "kserve-svc",
         "inference.llmkube.dev/model": "llmkube-model",
     }
-    pod = make_pod(
+    pod = objects.make_pod(
         "p",
         labels=dict(labels),
         annotations={"infercost.ai/model": "explicit"},
         owner=("ReplicaSet", "chat-6f9c7d8b5"),
         template_hash="6f9c7d8b5",
     )
-    assert model_fallback(pod) == "explicit"
+    assert model_fallback(transform_pod(pod)) == "explicit"
     del pod["metadata"]["annotations"]["infercost.ai/model"]
     pod["metadata"]["labels"]["infercost.ai/model"] = "explicit-label"
-    assert model_fallback(pod) == "explicit-label"
+    assert model_fallback(transform_pod(pod)) == "explicit-label"
     del pod["metadata"]["labels"]["infercost.ai/model"]
     for key, expected in (
         ("inference.llmkube.dev/model", "llmkube-model"),
         ("serving.kserve.io/inferenceservice", "kserve-svc"),
         ("app.kubernetes.io/name", "app-name"),
     ):
-        assert model_fallback(pod) == expected
+        assert model_fallback(transform_pod(pod)) == expected
         del pod["metadata"]["labels"][key]
-    assert model_fallback(pod) == "chat"  # ReplicaSet without its pod-template-hash
+    assert model_fallback(transform_pod(pod)) == "chat"  # ReplicaSet without its pod-template-hash
 
 
 def test_owner_names() -> None:
@@ -215,7 +225,7 @@ def test_target_carries_what_the_ledger_needs() -> None:
     )
     target = inference_target(pod)
     assert target is not None
-    assert target.pod == PodRef("team-a", "chat-6f9c7d8b5-x2kqp", pod["metadata"]["uid"])
+    assert target.pod == PodRef("team-a", "chat-6f9c7d8b5-x2kqp", pod.uid)
     assert target.node == "n1" and target.container == "vllm" and target.restart_count == 2
     assert target.pod_restarts == 7, "a sidecar's restarts are not the server's"
     assert target.start_time == dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
@@ -261,6 +271,24 @@ def test_exporters_by_default_selectors_and_ports() -> None:
     assert forced.targets[0].port == 9999
 
 
+def test_exporters_are_trusted_only_in_the_dcgm_namespaces() -> None:
+    pods = [
+        make_dcgm_exporter_pod("n1", "127.0.5.1"),
+        make_dcgm_exporter_pod("n1", "127.0.5.2", name="not-an-exporter", namespace="aaa"),
+        make_dcgm_exporter_pod("n2", "127.0.5.3", name="lookalike", namespace="team-b"),
+        make_dcgm_exporter_pod("n3", "127.0.5.4", name="unowned-node", namespace="aaa"),
+    ]
+    found = discover_exporters(pods, {"n1", "n2"})
+    assert [str(t.pod) for t in found.targets] == ["gpu-operator/nvidia-dcgm-exporter-n1"]
+    assert [(str(u.pod), u.node) for u in found.untrusted] == [
+        ("aaa/not-an-exporter", "n1"),
+        ("team-b/lookalike", "n2"),
+    ]
+    assert not found.not_running
+    opened = discover_exporters(pods, {"n1"}, namespaces=("gpu-operator", "aaa"))
+    assert len(opened.targets) == 2 and not opened.untrusted
+
+
 def test_configurable_selector() -> None:
     pods = [make_dcgm_exporter_pod("n1", "127.0.5.1", labels={"team": "gpu", "tier": "x"})]
     assert discover_exporters(pods, None).targets == ()
@@ -293,17 +321,8 @@ def test_dcgm_url_targets() -> None:
 # --- nodes and GPU holders ------------------------------------------------------------------
 
 
-def test_node_fields() -> None:
-    assert node_gpu_capacity(make_node("n", gpus=4)) == 4
-    assert node_gpu_capacity(make_node("n", gpus=None)) is None
-    assert node_boot_id(make_node("n", boot_id="abc")) == "abc"
-
-
 def test_gpu_limits() -> None:
-    pod = make_pod("p", gpus=2)
-    assert gpu_limit(pod) == 2
-    pod["spec"]["containers"].append({"name": "b", "resources": {"limits": {"nvidia.com/gpu": 1}}})
-    assert gpu_limit(pod) == 3
+    assert gpu_limit(make_pod("p", gpus=2)) == 2
     assert gpu_limit(make_pod("none")) == 0
 
 
@@ -314,12 +333,12 @@ def test_holders_from_dcgm_pod_labels() -> None:
     readings = read_dcgm(body).gpus
     llama = make_pod("llama70b-6f9c7d8b5-x2kqp", namespace="llm-prod", node="gpu-node-1", gpus=2)
     trainer = make_pod("trainer-0", namespace="research", node="gpu-node-1", gpus=1)
-    held = node_holdings("gpu-node-1", [llama, trainer], readings, {llama["metadata"]["uid"]})
+    held = node_holdings("gpu-node-1", [llama, trainer], readings, {llama.uid})
     assert [(h.pod.name, h.gpus, len(h.uuids), h.source, h.inference) for h in held.holdings] == [
         ("llama70b-6f9c7d8b5-x2kqp", 2.0, 2, "dcgm", True),
         ("trainer-0", 1.0, 1, "dcgm", False),  # a training job holds GPUs too
     ]
-    assert held.holdings[0].pod.uid == llama["metadata"]["uid"]
+    assert held.holdings[0].pod.uid == llama.uid
     assert held.unheld_uuids == ("GPU-9c8b7a65-4321-4fed-b0a9-876543210fed",)
 
 
@@ -343,7 +362,7 @@ def test_holders_from_gpu_limits_without_dcgm_mapping() -> None:
         make_pod("done", node="n1", gpus=4, phase="Succeeded"),
         make_pod("other-node", node="n2", gpus=1),
     ]
-    held = node_holdings("n1", pods, (), {pods[0]["metadata"]["uid"]}, node_gpus=4)
+    held = node_holdings("n1", pods, (), {pods[0].uid}, node_gpus=4)
     assert [(h.pod.name, h.gpus, h.source, h.inference) for h in held.holdings] == [
         ("infer", 2.0, "limits", True),  # sorted by namespace/name
         ("notebook", 1.0, "limits", False),  # non-inference GPU pods are tracked too

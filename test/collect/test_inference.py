@@ -10,6 +10,7 @@ from infercost.collect.discovery import discover_inference
 from infercost.collect.errors import ScrapeError
 from infercost.collect.inference import read_pods, summarize
 from infercost.collect.scraping import ScrapeResult
+from infercost.kube.transforms import transform_pod
 from infercost.testing.simservers.objects import make_pod
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "metrics"
@@ -28,7 +29,7 @@ def targets():  # type: ignore[no-untyped-def]
             [("a-llama", "llamacpp"), ("b-vllm", "vllm"), ("c-new", "vllm"), ("d-bad", "vllm")]
         )
     ]
-    return discover_inference(pods).targets
+    return discover_inference([transform_pod(p) for p in pods]).targets
 
 
 def test_states_pages_and_summary() -> None:

@@ -9,8 +9,11 @@ from infercost.collect.discovery import discover_exporters, parse_dcgm_url
 from infercost.collect.errors import ScrapeError
 from infercost.collect.power import gather_dcgm
 from infercost.collect.scraping import ScrapeResult
-from infercost.engine.costmodel import DCGMReason, ExporterState, resolve_power
+from infercost.controllers.wording import DCGMReason, dcgm_reachable
+from infercost.engine.costmodel import ExporterState, resolve_power
+from infercost.kube.transforms import transform_pod
 from infercost.testing.simservers.objects import make_dcgm_exporter_pod
+from infercost.testing.simservers.pages import GpuState, render_dcgm
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "metrics"
 
@@ -31,7 +34,7 @@ def test_statuses_and_readings_per_node() -> None:
         make_dcgm_exporter_pod("n3", "127.0.6.4"),
         make_dcgm_exporter_pod("n4", "127.0.6.5", phase="Pending"),
     ]
-    discovery = discover_exporters(pods, {"n1", "n2", "n3", "n4", "n5"})
+    discovery = discover_exporters(map(transform_pod, pods), {"n1", "n2", "n3", "n4", "n5"})
     page = (DATA / "dcgm-pod-mapping.txt").read_bytes()
     results = []
     for target in discovery.targets:
@@ -52,10 +55,27 @@ def test_statuses_and_readings_per_node() -> None:
 
     nodes = {"n1": 4, "n2": 4, "n3": 2, "n4": 2, "n5": 2}
     power = resolve_power(nodes, 14, collected.statuses_for(nodes), collected.power(nodes), 700)
-    assert power.reason is DCGMReason.PARTIAL
+    reachable = dcgm_reachable(power)
+    assert reachable.reason is DCGMReason.PARTIAL
     assert power.gpus_reporting == 4
-    assert "node n5: no DCGM exporter found" in power.message
-    assert "node n2: DCGM exporter failed" in power.message
+    assert "node n5: no DCGM exporter found" in reachable.message
+    assert "node n2: DCGM exporter failed" in reachable.message
+
+
+def test_of_two_exporters_reporting_one_gpu_the_oldest_pod_wins() -> None:
+    uuid = "GPU-11111111-2222-4333-8444-555555555555"
+    old = make_dcgm_exporter_pod("n1", "127.0.6.1", name="zz-old")
+    old["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    young = make_dcgm_exporter_pod("n1", "127.0.6.2", name="aa-young")
+    young["metadata"]["creationTimestamp"] = "2026-11-01T00:00:00Z"
+    discovery = discover_exporters(map(transform_pod, [young, old]), {"n1"})
+    pages = {
+        "127.0.6.1": render_dcgm([GpuState(0, uuid, power_watts=300.0)], hostname="n1"),
+        "127.0.6.2": render_dcgm([GpuState(0, uuid, power_watts=90.0)], hostname="n1"),
+    }
+    collected = gather_dcgm(discovery, [ok(t, pages[t.host]) for t in discovery.targets])
+    [reading] = collected.gpus["n1"]
+    assert reading.power_watts == 300.0, "zz-old sorts last by name but is the older pod"
 
 
 def test_dcgm_url_targets_place_readings_by_hostname_and_share_their_failure() -> None:

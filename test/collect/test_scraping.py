@@ -15,10 +15,12 @@ from infercost.collect.scraping import (
     FAILED,
     OK,
     STARTING,
+    ScrapeCancelledError,
     Scraper,
     ScrapeTarget,
     pod_scrape_state,
 )
+from infercost.testing.kubefixtures import eventually
 from infercost.testing.simservers.farm import ServerFarm
 from infercost.testing.simservers.httpserver import Fault, PageServer
 from infercost.testing.simservers.servers import LoopbackPool, bind
@@ -248,3 +250,48 @@ def test_gzip_bodies_are_inflated_within_the_cap(loopback_pool: LoopbackPool) ->
     finally:
         server.stop()
         loopback_pool.release(server.host)
+
+
+def test_cancel_abandons_a_cycle_stuck_on_targets_that_never_answer(serve) -> None:  # type: ignore[no-untyped-def]
+    """Shutdown cannot wait for a dead target's timeout: cancel() ends the cycle at once, the
+    fetch in flight loses its socket and the queued one never starts."""
+    stuck, queued = serve(), serve()
+    stuck.fault = queued.fault = Fault("slow", delay_seconds=3600.0)
+    threads_before = set(threading.enumerate())
+    scraper = Scraper(concurrency=1, timeout_seconds=600.0)
+    outcome: list[BaseException | list] = []  # type: ignore[type-arg]
+
+    def cycle() -> None:
+        try:
+            outcome.append(scraper.scrape([target(stuck, "a"), target(queued, "b")]))
+        except ScrapeCancelledError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=cycle)
+    thread.start()
+    try:
+        eventually(lambda: stuck.request_paths, what="the first fetch in flight")
+        scraper.cancel()
+        thread.join(30)
+        assert not thread.is_alive()
+        [error] = outcome
+        assert isinstance(error, ScrapeCancelledError)
+        assert "2 of 2 scrapes abandoned" in str(error)
+        with pytest.raises(ScrapeCancelledError):
+            scraper.scrape([target(queued, "b")])
+    finally:
+        scraper.close()
+    started = set(threading.enumerate()) - threads_before
+    assert not [t for t in started if t.name.startswith("scrape")], "close() ended the workers"
+    assert queued.connections_accepted == 0, "a queued fetch never starts after cancel()"
+
+
+class _BuggyScraper(Scraper):
+    def _new_connection(self, target: ScrapeTarget):  # type: ignore[no-untyped-def]
+        raise TypeError("a bug in the scraper")
+
+
+def test_a_bug_is_raised_not_reported_as_a_scrape_error(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    with _BuggyScraper() as scraper, pytest.raises(TypeError, match="a bug in the scraper"):
+        scraper.scrape([target(server)])

@@ -45,28 +45,7 @@ def rig(kube: KubeEnv, clock: FakeClock) -> Iterator[LedgerRig]:
         r.close()
 
 
-def _cluster(kube: KubeEnv, servers: SimServers) -> tuple[Any, Any]:
-    kube.sim.create_namespace(NS)
-    kube.rest.create(NODES, make_node("gpu-1", gpus=2, labels={"pool": "a"}))
-    exporter = servers.dcgm(gpus=2, node="gpu-1")
-    exporter.set_power(0, 400.0)
-    exporter.set_power(1, 100.0)
-    exporter.assign(0, "team-a", "vllm-0")
-    exporter.assign(1, "team-b", "train-0")
-    _create_pod(kube, make_dcgm_exporter_pod("gpu-1", exporter.host))
-    vllm = servers.inference("vllm", models=["meta-llama/Llama-3.3-70B-Instruct", "qwen"])
-    _create_pod(
-        kube,
-        make_pod(
-            "vllm-0",
-            namespace="team-a",
-            ip=vllm.host,
-            node="gpu-1",
-            annotations={"infercost.ai/backend": "vllm"},
-            gpus=1,
-        ),
-    )
-    _create_pod(kube, make_pod("train-0", namespace="team-b", ip=None, node="gpu-1", gpus=1))
+def _cluster_profile_and_report(kube: KubeEnv) -> None:
     kube.rest.create(
         COSTPROFILES,
         {
@@ -91,6 +70,31 @@ def _cluster(kube: KubeEnv, servers: SimServers) -> tuple[Any, Any]:
         },
         NS,
     )
+
+
+def _cluster(kube: KubeEnv, servers: SimServers) -> tuple[Any, Any]:
+    kube.sim.create_namespace(NS)
+    kube.rest.create(NODES, make_node("gpu-1", gpus=2, labels={"pool": "a"}))
+    exporter = servers.dcgm(gpus=2, node="gpu-1")
+    exporter.set_power(0, 400.0)
+    exporter.set_power(1, 100.0)
+    exporter.assign(0, "team-a", "vllm-0")
+    exporter.assign(1, "team-b", "train-0")
+    _create_pod(kube, make_dcgm_exporter_pod("gpu-1", exporter.host))
+    vllm = servers.inference("vllm", models=["meta-llama/Llama-3.3-70B-Instruct", "qwen"])
+    _create_pod(
+        kube,
+        make_pod(
+            "vllm-0",
+            namespace="team-a",
+            ip=vllm.host,
+            node="gpu-1",
+            annotations={"infercost.ai/backend": "vllm"},
+            gpus=1,
+        ),
+    )
+    _create_pod(kube, make_pod("train-0", namespace="team-b", ip=None, node="gpu-1", gpus=1))
+    _cluster_profile_and_report(kube)
     return exporter, vllm
 
 
@@ -166,3 +170,96 @@ def test_restart_from_the_checkpoint_loses_nothing(
     # 3 × 30 s + 600 s + 30 s of two GPUs at $1/GPU-hour, plus energy
     hours = (90 + 600 + 30) / 3600
     assert status["amortizationCostUSD"] == pytest.approx(2 * hours, rel=1e-9)
+
+
+def test_days_that_end_while_the_operator_is_down_close_into_history(
+    kube: KubeEnv, sim_servers: SimServers, rig: LedgerRig, clock: FakeClock
+) -> None:
+    _, vllm = _cluster(kube, sim_servers)
+    rig.wait_cached(pods=3)
+    rig.sample()
+    vllm.serve(1000, 100, model="qwen")
+    rig.sample(30.0, sim_servers.clock)
+    first = rig.report(NS, "daily")
+    assert first["period"] == "2026-11-27"
+    assert first["history"] == []
+    rig.close()
+    # down across two midnights (2026-11-27 00:01 → 2026-11-29 12:00)
+    clock.advance(2 * 86400 + 12 * 3600)
+    sim_servers.clock.advance(2 * 86400 + 12 * 3600)
+    vllm.serve(500, 50, model="qwen")
+    with LedgerRig(kube.rest, clock) as second:
+        second.sample(30.0, sim_servers.clock)
+        status = second.report(NS, "daily")
+    assert status["period"] == "2026-11-29"
+    periods = [h["period"] for h in status["history"]]
+    assert periods == ["2026-11-28", "2026-11-27"]
+    # the gap's tokens are split by time over the three days; none is lost
+    total = status["inputTokens"] + sum(h["inputTokens"] for h in status["history"])
+    assert total == 1500
+    # a whole closed day of two GPUs at $1/GPU-hour plus its energy
+    day = next(h for h in status["history"] if h["period"] == "2026-11-28")
+    assert day["estimatedCostUSD"] > 48.0
+
+
+def test_a_failed_booking_is_retried_whole_by_the_next_sample(
+    kube: KubeEnv, sim_servers: SimServers, rig: LedgerRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, vllm = _cluster(kube, sim_servers)
+    rig.wait_cached(pods=3)
+    rig.sample()
+    before = vllm.truth()
+    vllm.serve(800, 80, model="qwen")
+    rig.sample(30.0, sim_servers.clock)
+
+    real_book = type(rig.keeper.ledger).book
+    failures = []
+
+    def broken(self, observation):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(observation.time)
+            real_book(self, observation)  # mutates part of the state, then fails
+            raise RuntimeError("simulated bug in booking")
+        return real_book(self, observation)
+
+    monkeypatch.setattr(type(rig.keeper.ledger), "book", broken)
+    vllm.serve(300, 30, model="qwen")
+    rig.sample(30.0, sim_servers.clock)  # fails: rolled back to the checkpoint
+    vllm.serve(100, 10, model="qwen")
+    rig.sample(30.0, sim_servers.clock)  # books both intervals
+    assert failures
+    status = rig.report(NS, "daily")
+    after = vllm.truth()
+    assert status["inputTokens"] == after[("qwen", "input")] - before[("qwen", "input")]
+    assert status["amortizationCostUSD"] == pytest.approx(2 * 90 / 3600, rel=1e-9)
+
+
+def test_the_family_annotation_names_the_cloud_equivalent_of_a_fine_tune(
+    kube: KubeEnv, sim_servers: SimServers, rig: LedgerRig
+) -> None:
+    kube.sim.create_namespace(NS)
+    kube.rest.create(NODES, make_node("gpu-9", gpus=1, labels={"pool": "a"}))
+    server = sim_servers.inference("vllm", models=["acme/support-bot-v7"])
+    _create_pod(
+        kube,
+        make_pod(
+            "bot-0",
+            namespace="team-c",
+            ip=server.host,
+            node="gpu-9",
+            annotations={
+                "infercost.ai/backend": "vllm",
+                "infercost.ai/open-weight-family": "llama-3.3-70b",
+            },
+            gpus=1,
+        ),
+    )
+    _cluster_profile_and_report(kube)
+    rig.wait_cached(pods=1)
+    rig.sample()
+    server.serve(10_000, 2_000, model="acme/support-bot-v7")
+    rig.sample(30.0, sim_servers.clock)
+    status = rig.report(NS, "daily")
+    equivalents = [c for c in status["cloudComparison"] if "equivalentTo" in c]
+    assert equivalents
+    assert all(c["equivalentTo"] == ["acme/support-bot-v7"] for c in equivalents)

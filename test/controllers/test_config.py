@@ -12,7 +12,6 @@ from infercost.controllers.config import (
     build_config,
     parse_bind,
     parse_duration,
-    parse_labels,
 )
 
 
@@ -48,14 +47,9 @@ def test_binds_and_labels() -> None:
     for bad, msg in (("8080", "host:port"), (":http", "not a number"), (":70000", "range")):
         with pytest.raises(ValueError, match=msg):
             parse_bind(bad)
-    assert parse_labels("release=kube-prometheus-stack, team=ml") == {
-        "release": "kube-prometheus-stack",
-        "team": "ml",
-    }
-    assert parse_labels("") == {}
-    for bad in ("release", "=x", "a=b c", "bad key=x"):
-        with pytest.raises(ValueError):
-            parse_labels(bad)
+    # --rule-labels values are parsed by infercost.outputs.rules (test/outputs/test_rules.py).
+    cfg = build_config({"rule_labels": "release=kube-prometheus-stack, team=ml"}, {})
+    assert dict(cfg.rule_labels) == {"release": "kube-prometheus-stack", "team": "ml"}
 
 
 def test_defaults_match_the_spec() -> None:
@@ -89,6 +83,7 @@ def test_every_flag_has_an_env_var_and_help() -> None:
         "dcgm-selector",
         "dcgm-port",
         "dcgm-url",
+        "dcgm-namespaces",
         "profile-namespaces",
         "pricing-configmap",
         "rule-labels",
@@ -134,7 +129,7 @@ def test_environment_then_flags_win() -> None:
         ({"metrics_bind": "8080"}, {}, "--metrics-bind: '8080' is not an address"),
         ({"rule_labels": "release"}, {}, "--rule-labels: 'release' is not key=value"),
         ({"log_format": "xml"}, {}, "--log-format: 'xml' is not a log format"),
-        ({"dcgm_url": ["ftp://x"]}, {}, "--dcgm-url: 'ftp://x' is not an http"),
+        ({"dcgm_url": ["ftp://x"]}, {}, "--dcgm-url 'ftp://x': only http:// URLs are supported"),
         ({"namespace": "Bad_NS"}, {}, "--namespace: 'Bad_NS' is not a valid namespace"),
         ({"scrape_concurrency": "0"}, {}, "--scrape-concurrency: 0 must be at least 1"),
     ],
@@ -144,3 +139,94 @@ def test_errors_name_the_source(values: dict, env: dict, message: str) -> None:
         build_config(values, env)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_set_based_dcgm_selectors_are_accepted_and_reach_the_sampler() -> None:
+    from infercost.controllers.sampling import SamplerSettings
+
+    cfg = build_config(
+        {"dcgm_selector": ["app in (nvidia-dcgm-exporter, dcgm-exporter)", "!legacy,tier"]}, {}
+    )
+    assert cfg.dcgm_selectors == ("app in (nvidia-dcgm-exporter, dcgm-exporter)", "!legacy,tier")
+    settings = SamplerSettings.from_config(cfg)
+    first, second = settings.dcgm_selectors
+    assert first.matches({"app": "dcgm-exporter"}) and not first.matches({"app": "x"})
+    assert second.matches({"tier": "gpu"}) and not second.matches({"tier": "gpu", "legacy": ""})
+    env = build_config({}, {"INFERCOST_DCGM_SELECTOR": "app in (a,b);k8s-app=dcgm"})
+    assert env.dcgm_selectors == ("app in (a,b)", "k8s-app=dcgm")
+
+
+def test_dcgm_namespaces_default_env_and_flag() -> None:
+    from infercost.controllers.sampling import SamplerSettings
+
+    assert build_config({}, {}).dcgm_namespaces == (
+        "gpu-operator",
+        "nvidia-gpu-operator",
+        "kube-system",
+    )
+    cfg = build_config({}, {"INFERCOST_DCGM_NAMESPACES": "gpu, monitoring"})
+    assert cfg.dcgm_namespaces == ("gpu", "monitoring")
+    assert SamplerSettings.from_config(cfg).dcgm_namespaces == ("gpu", "monitoring")
+    assert build_config({"dcgm_namespaces": "nvidia"}, {}).dcgm_namespaces == ("nvidia",)
+
+
+@pytest.mark.parametrize(
+    ("values", "env", "message"),
+    [
+        (
+            {"dcgm_url": ["https://10.0.0.1:9400/metrics"]},
+            {},
+            "--dcgm-url 'https://10.0.0.1:9400/metrics': only http:// URLs are supported",
+        ),
+        (
+            {},
+            {"INFERCOST_DCGM_URL": "https://x:9400/metrics"},
+            "INFERCOST_DCGM_URL: --dcgm-url 'https://x:9400/metrics': only http://",
+        ),
+        ({"dcgm_url": ["http://x:port/"]}, {}, "--dcgm-url 'http://x:port/': invalid port"),
+        (
+            {"dcgm_selector": ["app in (x"]},
+            {},
+            "--dcgm-selector: label selector 'app in (x': expected ',' or ')'",
+        ),
+        (
+            {},
+            {"INFERCOST_DCGM_SELECTOR": "app=x;gpus > 1"},
+            "INFERCOST_DCGM_SELECTOR: label selector 'gpus > 1': the operator '>'",
+        ),
+        ({"dcgm_selector": [""]}, {}, "--dcgm-selector: label selector '' is empty"),
+        (
+            {"dcgm_namespaces": "gpu-operator,GPU_Operator"},
+            {},
+            "--dcgm-namespaces: 'GPU_Operator' is not a valid namespace",
+        ),
+        ({"dcgm_namespaces": " , "}, {}, "--dcgm-namespaces: at least one namespace is needed"),
+    ],
+)
+def test_dcgm_flags_are_checked_up_front(values: dict, env: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(values, env)
+    assert message in str(info.value)
+
+
+def test_in_a_pod_the_namespace_defaults_to_the_pods_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    own = tmp_path / "namespace"
+    own.write_text("ml-platform\n")
+    assert build_config({}, {}, namespace_file=own).namespace == "ml-platform"
+    assert build_config({"namespace": "ops"}, {}, namespace_file=own).namespace == "ops"
+    env = {"INFERCOST_NAMESPACE": "finops"}
+    assert build_config({}, env, namespace_file=own).namespace == "finops"
+    outside = tmp_path / "missing"
+    assert build_config({}, {}, namespace_file=outside).namespace == "infercost-system"
+    own.write_text("Not_A_Namespace")
+    with pytest.raises(ConfigError, match=f"{own}: 'Not_A_Namespace' is not a valid namespace"):
+        build_config({}, {}, namespace_file=own)
+
+
+def test_one_default_per_concept() -> None:
+    from infercost import collect
+    from infercost.collect import discovery
+
+    # the exporter discovery and the flag share one value, not two equal copies
+    assert DEFAULT_DCGM_SELECTORS is discovery.DEFAULT_DCGM_SELECTORS
+    assert OperatorConfig().dcgm_namespaces == collect.DEFAULT_DCGM_NAMESPACES

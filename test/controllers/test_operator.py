@@ -8,11 +8,13 @@ import urllib.request
 
 import attrs
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from infercost.controllers.config import OperatorConfig
 from infercost.controllers.operator import ComponentSpec, Operator, OperatorContext
+from infercost.kube.client import StartupError, StartupRetry
 from infercost.kube.rest import LEASES
 from infercost.testing.kubefixtures import KubeEnv, eventually
 
@@ -65,6 +67,15 @@ def get(addr: tuple[str, int], path: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
+class NoForcedExit(Operator):
+    """An operator whose shutdown watchdog records instead of ending the test process."""
+
+    forced = False
+
+    def _force_exit(self) -> None:
+        self.forced = True
+
+
 def make(kube: KubeEnv, log: list[str], name: str, **kw) -> Operator:
     def writer(ctx: OperatorContext) -> FakeComponent:
         ctx.add_shutdown_hook("checkpoint", lambda: log.append(f"hook {name}"))
@@ -75,7 +86,7 @@ def make(kube: KubeEnv, log: list[str], name: str, **kw) -> Operator:
         ComponentSpec("writer", writer, leader_only=True),
         ComponentSpec("watcher", lambda ctx: FakeComponent(f"watcher-{name}", log), False),
     ]
-    return Operator(
+    return NoForcedExit(
         config(kube, **kw), registry=CollectorRegistry(), components=specs, identity=name
     )
 
@@ -188,4 +199,104 @@ def test_context_helpers(kube: KubeEnv) -> None:
             "finops.infercost.ai/"
         )
     finally:
+        op.shutdown()
+
+
+def test_a_slow_lease_release_may_use_the_rest_of_the_budget(kube: KubeEnv) -> None:
+    """The release is not cut short by a fixed cap: with the API answering slowly it still
+    completes inside the 10 s budget, and a standby need not wait for the lease to expire."""
+    log: list[str] = []
+    op = make(kube, log, "a", lease_duration=15.0, renew_deadline=10.0, retry_period=2.0)
+    op.start()
+    eventually(op.is_leader, what="a leads")
+    kube.sim.faults.latency_ms(2000)  # the release's GET and PUT take 4 s together
+    with structlog.testing.capture_logs() as logs:
+        assert op.shutdown() == 0
+    kube.sim.faults.clear()
+    assert lease(kube)["holderIdentity"] == "", "released before shutdown() returned"
+    events = [e["event"] for e in logs]
+    assert "leader lease released" in events
+    assert not [e for e in events if "abandoned" in e]
+    assert not op.forced
+
+
+def test_an_abandoned_lease_release_is_logged(kube: KubeEnv) -> None:
+    log: list[str] = []
+    op = make(
+        kube,
+        log,
+        "a",
+        lease_duration=15.0,
+        renew_deadline=10.0,
+        retry_period=2.0,
+        shutdown_timeout=2.0,
+    )
+    op.start()
+    eventually(op.is_leader, what="a leads")
+    kube.sim.faults.latency_ms(3000)  # longer than the whole 2 s budget
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert op.shutdown() == 0
+    finally:
+        kube.sim.faults.clear()
+        assert op.elector is not None
+        op.elector.join(30)  # the release in flight ends; no thread outlives the test
+    abandoned = [e for e in logs if e["event"].startswith("leader lease release abandoned")]
+    assert len(abandoned) == 1 and abandoned[0]["log_level"] == "error"
+    assert abandoned[0]["lease"] == "infercost-system/infercost-leader"
+    assert "hook a" in log, "the checkpoint ran before the release was attempted"
+
+
+def test_a_transient_api_error_during_the_start_up_checks_is_retried(kube: KubeEnv) -> None:
+    delays: list[float] = []
+    op = NoForcedExit(
+        config(kube, leader_elect=False),
+        registry=CollectorRegistry(),
+        components=[],
+        startup_retry=StartupRetry(sleep=delays.append),
+    )
+    kube.sim.faults.respond(verb="list", resource="nodes", code=503, count=1)
+    kube.sim.faults.respond(verb="list", resource="pods", code=429, count=1)
+    op.start()
+    try:
+        eventually(lambda: op.ready()[0], what="caches synced")
+    finally:
+        op.shutdown()
+    assert len(delays) == 2, "each transient error cost one backoff, not the start"
+
+
+def test_a_missing_operator_namespace_stops_the_start(kube: KubeEnv) -> None:
+    op = NoForcedExit(
+        config(kube, namespace="infercost"), registry=CollectorRegistry(), components=[]
+    )
+    with pytest.raises(StartupError, match="the operator namespace infercost does not exist"):
+        op.start()
+    assert op.informers is None, "nothing was started"
+
+
+def test_a_standby_that_cannot_read_the_lease_is_not_ready(kube: KubeEnv) -> None:
+    kube.rest.create(
+        LEASES,
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "infercost-leader", "namespace": "infercost-system"},
+            "spec": {"holderIdentity": "elsewhere", "leaseDurationSeconds": 3600},
+        },
+        "infercost-system",
+    )
+    op = make(kube, [], "standby")
+    op.start()
+    try:
+        eventually(lambda: op.ready()[0], what="a standby that reads the Lease is ready")
+        assert not op.is_leader()
+        kube.sim.faults.respond(verb="get", resource="leases", code=503, count=1_000_000)
+        ready = eventually(
+            lambda: (r := op.ready()) and not r[0] and r, what="not ready without the Lease"
+        )
+        assert ready[1] == "cannot read the leader Lease infercost-system/infercost-leader"
+        kube.sim.faults.clear()
+        eventually(lambda: op.ready()[0], what="ready again once the Lease reads")
+    finally:
+        kube.sim.faults.clear()
         op.shutdown()

@@ -3,155 +3,61 @@ read), the "starting" memory per pod, health series, and the loop's timing."""
 
 from __future__ import annotations
 
-import itertools
-import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from infercost.collect.backends import Role
 from infercost.collect.scraping import FAILED, OK, STARTING
-from infercost.controllers.operator import CUSTOM_RESOURCES
-from infercost.controllers.sampling import Sample, Sampler, SamplerSettings
+from infercost.controllers.sampling import Sample
 from infercost.engine.costmodel import ExporterState
-from infercost.kube.clock import Clock, FakeClock, RealClock
-from infercost.kube.health import HealthMetrics
-from infercost.kube.informer import InformerFactory
-from infercost.kube.rest import NODES, PODS, RestClient
-from infercost.testing.kubefixtures import crd_dirs, eventually
-from infercost.testing.kubesim import KubeSim
-from infercost.testing.simservers.fixtures import SimServers
-from infercost.testing.simservers.objects import make_dcgm_exporter_pod, make_node, make_pod
+from infercost.kube.clock import FakeClock
+from infercost.testing.scenario import (
+    COSTPROFILES,
+    InProcessLeader,
+    Scenario,
+    make_pod,
+    wait_until,
+)
 
-COSTPROFILES = CUSTOM_RESOURCES["CostProfile"]
 NS = "ml"
-
-
-class Env:
-    def __init__(self, sim: KubeSim, servers: SimServers, clock: Clock, **settings: Any) -> None:
-        self.sim = sim
-        self.servers = servers
-        self.rest = RestClient(sim.api_client())
-        self.informers = InformerFactory(self.rest)
-        self.metrics = HealthMetrics(CollectorRegistry())
-        options: dict[str, Any] = {"interval_seconds": 30.0, "timeout_seconds": 2.0}
-        options.update(settings)
-        self.sampler = Sampler(
-            pods=self.informers.pods(),
-            nodes=self.informers.nodes(),
-            profiles=self.informers.informer(COSTPROFILES),
-            settings=SamplerSettings(**options),
-            clock=clock,
-            metrics=self.metrics,
-        )
-        self.informers.start()
-        eventually(self.informers.has_synced, what="caches synced")
-
-    def close(self) -> None:
-        self.sampler.stop()
-        self.sampler.join(5)
-        self.informers.stop()
-
-    def node(self, name: str, labels: dict[str, str] | None = None, **kw: Any) -> None:
-        self.rest.create(NODES, make_node(name, labels={"pool": "h100", **(labels or {})}, **kw))
-        eventually(lambda: self.informers.nodes().store.get(name) is not None, what=name)
-
-    def pod(self, pod: dict[str, Any]) -> None:
-        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        self.sim.create_namespace(ns)
-        self.rest.create(PODS, pod, ns)
-        rv = self.rest.merge_patch(PODS, name, {"status": pod["status"]}, ns, "status")["metadata"][
-            "resourceVersion"
-        ]
-        store = self.informers.pods().store
-        eventually(
-            lambda: (p := store.get(f"{ns}/{name}")) is not None and p.resource_version == rv,
-            what=f"pod {name}",
-        )
-
-    def profile(self, name: str, selector: dict[str, str] | None = None) -> None:
-        body = {
-            "apiVersion": "finops.infercost.ai/v1alpha1",
-            "kind": "CostProfile",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {
-                "hardware": {"gpuModel": "H100", "gpuCount": 8, "purchasePriceUSD": 1000},
-                "electricity": {"ratePerKWh": 0.1},
-                "nodeSelector": {"pool": "h100"} if selector is None else selector,
-            },
-        }
-        self.rest.create(COSTPROFILES, body, NS)
-        store = self.informers.informer(COSTPROFILES).store
-        eventually(lambda: store.get(f"{NS}/{name}") is not None, what=name)
-
-    def edit_spec(self, name: str, spec: dict[str, Any]) -> None:
-        rv = self.rest.merge_patch(COSTPROFILES, name, {"spec": spec}, NS)["metadata"][
-            "resourceVersion"
-        ]
-        store = self.informers.informer(COSTPROFILES).store
-        eventually(
-            lambda: (p := store.get(f"{NS}/{name}")) and p["metadata"]["resourceVersion"] == rv,
-            what=f"{name} edited",
-        )
+H100 = {"pool": "h100"}
 
 
 @pytest.fixture
-def sim() -> Iterator[KubeSim]:
-    with KubeSim(crd_dirs=crd_dirs(), namespaces=(NS,)) as server:
-        yield server
-
-
-@pytest.fixture
-def fake() -> FakeClock:
+def fake_clock() -> FakeClock:
     return FakeClock(datetime(2026, 11, 27, 23, 59, 30, tzinfo=UTC))
 
 
-@pytest.fixture
-def env(sim: KubeSim, sim_servers: SimServers, fake: FakeClock) -> Iterator[Env]:
-    e = Env(sim, sim_servers, fake)
-    try:
-        yield e
-    finally:
-        e.close()
+def profile(scenario: Scenario, name: str, selector: dict[str, str] | None = None) -> None:
+    scenario.costprofile(
+        name,
+        namespace=NS,
+        selector=H100 if selector is None else selector,
+        gpu_model="H100",
+        gpu_count=8,
+        purchase_price_usd=1000,
+        rate_per_kwh=0.1,
+    )
 
 
-def test_a_sample_holds_what_the_ledger_books(env: Env, fake: FakeClock) -> None:
-    env.node("gpu-1", boot_id="boot-a", gpus=2)
-    env.node("cpu-1", labels={"pool": "cpu"}, gpus=None)
-    exporter = env.servers.dcgm(gpus=2, node="gpu-1")
+def test_a_sample_holds_what_the_ledger_books(
+    scenario: Scenario, leader: InProcessLeader, fake_clock: FakeClock
+) -> None:
+    scenario.node("gpu-1", boot_id="boot-a", gpus=2, labels=H100)
+    scenario.node("cpu-1", labels={"pool": "cpu"}, gpus=None)
+    exporter = scenario.exporter("gpu-1", gpus=2, watts=None)
     exporter.set_power(0, 410.0)
     exporter.set_power(1, 90.0)
     exporter.assign(0, NS, "vllm-0")
-    env.pod(make_dcgm_exporter_pod("gpu-1", exporter.host))
-    vllm = env.servers.inference("vllm", models=["llama", "qwen"], engines=2)
-    vllm.serve(100, 30, model="llama", engine=0)
-    vllm.serve(50, 10, model="qwen", engine=1)
-    env.pod(
-        make_pod(
-            "vllm-0",
-            namespace=NS,
-            ip=vllm.host,
-            node="gpu-1",
-            annotations={"infercost.ai/backend": "vllm"},
-            gpus=1,
-        )
+    vllm = scenario.inference(
+        "vllm-0", node="gpu-1", namespace=NS, models=["llama", "qwen"], engines=2
     )
-    env.pod(make_pod("trainer", namespace="research", ip=None, node="gpu-1", gpus=1))
-    other = env.servers.inference("vllm")
-    env.pod(
-        make_pod(
-            "on-cpu-node",
-            namespace=NS,
-            ip=other.host,
-            node="cpu-1",
-            annotations={"infercost.ai/backend": "vllm"},
-        )
-    )
-    env.pod(
+    vllm.serve(100, 30, model="llama")
+    vllm.server.serve(50, 10, model="qwen", engine=1)
+    scenario.pod(make_pod("trainer", namespace="research", ip=None, node="gpu-1", gpus=1))
+    scenario.inference("on-cpu-node", node="cpu-1", namespace=NS, gpus=0)
+    scenario.pod(
         make_pod(
             "misconfigured",
             namespace=NS,
@@ -159,21 +65,22 @@ def test_a_sample_holds_what_the_ledger_books(env: Env, fake: FakeClock) -> None
             annotations={"infercost.ai/backend": "vllm", "infercost.ai/metrics-port": "nope"},
         )
     )
-    env.profile("h100")
+    profile(scenario, "h100")
 
-    sample = env.sampler.sample_once()
-    assert env.sampler.latest() is sample and sample.sequence == 1
+    sample = leader.sampler.sample_once()
+    assert leader.sampler.latest() is sample and sample.sequence == 1
     assert sample.time == datetime(2026, 11, 27, 23, 59, 30, tzinfo=UTC)
-    assert sample.monotonic == fake.monotonic()
-    assert sample.completed == sample.time and sample.completed_monotonic == fake.monotonic()
+    assert sample.monotonic == fake_clock.monotonic()
+    assert sample.completed == sample.time
+    assert sample.completed_monotonic == fake_clock.monotonic()
     assert list(sample.nodes) == ["gpu-1"], "only nodes a profile owns are sampled"
 
     state = sample.profiles["ml/h100"]
     assert state.spec is not None and state.spec.hardware.gpu_count == 8
     assert state.invalid is None and state.generation == state.spec_generation == 1
-    meta = env.rest.get(COSTPROFILES, "h100", NS)["metadata"]
+    meta = scenario.rest.get(COSTPROFILES, "h100", NS)["metadata"]
     assert state.uid == meta["uid"]
-    assert state.creation_timestamp == datetime.fromisoformat(meta["creationTimestamp"])
+    assert state.creation_timestamp == datetime(2026, 11, 27, 23, 59, 30, tzinfo=UTC)
 
     node = sample.nodes["gpu-1"]
     assert node.boot_id == "boot-a" and node.gpu_capacity == 2 and node.uid
@@ -192,7 +99,7 @@ def test_a_sample_holds_what_the_ledger_books(env: Env, fake: FakeClock) -> None
     [scrape] = sample.pods
     target = scrape.target
     assert scrape.state == OK and target.pod.name == "vllm-0" and target.node == "gpu-1"
-    assert target.pod.uid, "readings are keyed by pod UID"
+    assert target.pod.uid == vllm.uid, "readings are keyed by pod UID"
     assert target.start_time == datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
     assert target.phase == "Running" and target.restart_count == 0
     page = scrape.page
@@ -202,9 +109,11 @@ def test_a_sample_holds_what_the_ledger_books(env: Env, fake: FakeClock) -> None
     }
     assert engines == {("llama", "0"), ("llama", "1"), ("qwen", "0"), ("qwen", "1")}
     assert page.totals()[("llama", Role.INPUT)] == 100
+    assert page.totals()[("qwen", Role.OUTPUT)] == 10
+    assert scenario.truth()[(NS, "vllm-0", "llama")] == {"input": 100, "cached": 0, "output": 30}
     assert [str(p.pod) for p in sample.pod_problems] == ["ml/misconfigured"]
 
-    cached = {p.key: p.uid for p in env.informers.pods().store.objects()}
+    cached = {p.key: p.uid for p in leader.pods.store.objects()}
     assert sample.pod_uids == frozenset(cached.values()), "every cached pod, on any node"
     assert cached["ml/on-cpu-node"] in sample.pod_uids
     assert sample.node_names == {"gpu-1", "cpu-1"}
@@ -219,26 +128,20 @@ def test_a_sample_holds_what_the_ledger_books(env: Env, fake: FakeClock) -> None
     assert sample.profile("ml/unknown") is None
 
 
-def test_holders_by_limits_hold_a_share_of_every_gpu_of_the_node(env: Env) -> None:
+def test_holders_by_limits_hold_a_share_of_every_gpu_of_the_node(
+    scenario: Scenario, leader: InProcessLeader
+) -> None:
     # Time-sliced: 8 schedulable nvidia.com/gpu on 4 physical GPUs, no DCGM exporter.
-    env.node("gpu-1", gpus=8, labels={"nvidia.com/gpu.replicas": "2"})
-    server = env.servers.inference("vllm")
-    env.pod(
-        make_pod(
-            "vllm-0",
-            namespace=NS,
-            ip=server.host,
-            node="gpu-1",
-            annotations={"infercost.ai/backend": "vllm"},
-            gpus=1,
-        )
-    )
-    env.pod(
+    scenario.node("gpu-1", gpus=4, replicas=2, labels=H100)
+    scenario.inference("vllm-0", node="gpu-1", namespace=NS, gpus=1)
+    scenario.pod(
         make_pod("queued", namespace="research", ip=None, node="gpu-1", phase="Pending", gpus=2)
     )
-    env.pod(make_pod("finished", namespace="research", node="gpu-1", phase="Succeeded", gpus=4))
-    env.profile("h100")
-    node = env.sampler.sample_once().nodes["gpu-1"]
+    scenario.pod(
+        make_pod("finished", namespace="research", node="gpu-1", phase="Succeeded", gpus=4)
+    )
+    profile(scenario, "h100")
+    node = leader.sampler.sample_once().nodes["gpu-1"]
     assert node.gpu_capacity == 8 and node.gpu_replicas == 2 and node.gpus == 4
     ids = ("gpu-1/gpu0", "gpu-1/gpu1", "gpu-1/gpu2", "gpu-1/gpu3")
     assert node.gpu_ids == ids, "GPUs known only by index get stable ids"
@@ -251,24 +154,28 @@ def test_holders_by_limits_hold_a_share_of_every_gpu_of_the_node(env: Env) -> No
     assert not holders["queued"].inference, "a Pending pod holds GPUs but serves nothing"
 
     # Oversubscribed (Σ limits 7 > 4 GPUs): limit ÷ Σ limits.
-    env.pod(make_pod("notebook", namespace="research", ip=None, node="gpu-1", gpus=4))
-    node = env.sampler.sample_once().nodes["gpu-1"]
+    scenario.pod(make_pod("notebook", namespace="research", ip=None, node="gpu-1", gpus=4))
+    node = leader.sampler.sample_once().nodes["gpu-1"]
     shares = {h.pod.name: h.shares["gpu-1/gpu0"] for h in node.holdings.holdings}
     assert shares == {"vllm-0": 1 / 7, "queued": 2 / 7, "notebook": 4 / 7}
 
 
-def test_an_invalid_edit_keeps_the_last_valid_spec_and_the_nodes(env: Env) -> None:
-    env.node("gpu-1")
-    env.profile("h100")
-    env.profile("broken", selector={"not a key!": "x"})
-    sample = env.sampler.sample_once()
+def test_an_invalid_edit_keeps_the_last_valid_spec_and_the_nodes(
+    scenario: Scenario, leader: InProcessLeader
+) -> None:
+    scenario.node("gpu-1", labels=H100)
+    profile(scenario, "h100")
+    profile(scenario, "broken", selector={"not a key!": "x"})
+    sample = leader.sampler.sample_once()
     broken = sample.profiles["ml/broken"]
     assert broken.spec is None and broken.spec_generation is None
     assert broken.invalid is not None and "spec.nodeSelector" in broken.invalid
     assert sample.membership.profile("ml/broken") is None, "never valid: claims no node"
 
-    env.edit_spec("h100", {"nodeSelector": {"not a key!": "x"}, "hardware": {"gpuCount": 2}})
-    sample = env.sampler.sample_once()
+    scenario.edit_costprofile(
+        "h100", {"nodeSelector": {"not a key!": "x"}, "hardware": {"gpuCount": 2}}, NS
+    )
+    sample = leader.sampler.sample_once()
     state = sample.profiles["ml/h100"]
     assert state.generation == 2 and state.invalid is not None
     assert "spec.nodeSelector" in state.invalid
@@ -276,39 +183,39 @@ def test_an_invalid_edit_keeps_the_last_valid_spec_and_the_nodes(env: Env) -> No
     assert state.spec_generation == 1
     assert sample.nodes["gpu-1"].owner == "ml/h100", "the last valid selector keeps the node"
 
-    env.edit_spec("h100", {"nodeSelector": {"not a key!": None}, "hardware": {"gpuCount": 4}})
-    state = env.sampler.sample_once().profiles["ml/h100"]
+    scenario.edit_costprofile(
+        "h100", {"nodeSelector": {"not a key!": None}, "hardware": {"gpuCount": 4}}, NS
+    )
+    state = leader.sampler.sample_once().profiles["ml/h100"]
     assert state.invalid is None and state.spec is not None
     assert state.spec.hardware.gpu_count == 4 and state.spec_generation == 3
 
 
-def test_restart_count_is_unknown_when_the_serving_container_cannot_be_told(env: Env) -> None:
-    env.node("gpu-1")
-    server = env.servers.inference("vllm")
-    env.pod(
-        make_pod(
-            "two-containers",
-            namespace=NS,
-            ip=server.host,
-            node="gpu-1",
-            annotations={"infercost.ai/backend": "vllm"},
-            containers=["server", "proxy"],
-            restart_counts={"server": 1, "proxy": 3},
-        )
+def test_restart_count_is_unknown_when_the_serving_container_cannot_be_told(
+    scenario: Scenario, leader: InProcessLeader
+) -> None:
+    scenario.node("gpu-1", labels=H100)
+    scenario.inference(
+        "two-containers",
+        node="gpu-1",
+        namespace=NS,
+        containers=["server", "proxy"],
+        restart_counts={"server": 1, "proxy": 3},
     )
-    env.profile("h100")
-    [scrape] = env.sampler.sample_once().pods
+    profile(scenario, "h100")
+    [scrape] = leader.sampler.sample_once().pods
     assert scrape.target.container is None and scrape.target.restart_count is None
     assert scrape.target.pod_restarts == 4
 
 
-def test_without_dcgm_mapping_holders_come_from_gpu_limits(env: Env) -> None:
-    env.node("gpu-1", gpus=4)
-    exporter = env.servers.dcgm(gpus=4, node="gpu-1", pod_mapping=False)
-    env.pod(make_dcgm_exporter_pod("gpu-1", exporter.host))
-    env.pod(make_pod("notebook", namespace="research", ip=None, node="gpu-1", gpus=2))
-    env.profile("h100")
-    node = env.sampler.sample_once().nodes["gpu-1"]
+def test_without_dcgm_mapping_holders_come_from_gpu_limits(
+    scenario: Scenario, leader: InProcessLeader
+) -> None:
+    scenario.node("gpu-1", gpus=4, labels=H100)
+    scenario.exporter("gpu-1", gpus=4, pod_mapping=False)
+    scenario.pod(make_pod("notebook", namespace="research", ip=None, node="gpu-1", gpus=2))
+    profile(scenario, "h100")
+    node = leader.sampler.sample_once().nodes["gpu-1"]
     [holding] = node.holdings.holdings
     assert (holding.pod.name, holding.gpus, holding.source, holding.inference) == (
         "notebook",
@@ -321,109 +228,109 @@ def test_without_dcgm_mapping_holders_come_from_gpu_limits(env: Env) -> None:
 
 
 def test_refusals_mean_starting_until_the_first_success_of_each_container_run(
-    env: Env,
+    scenario: Scenario, leader: InProcessLeader
 ) -> None:
-    env.node("gpu-1")
-    server = env.servers.inference("sglang")
-    server.loading()
-    pod = make_pod(
-        "sglang-0",
-        namespace=NS,
-        ip=server.host,
-        node="gpu-1",
-        annotations={"infercost.ai/backend": "sglang"},
-    )
-    env.pod(pod)
-    env.profile("h100")
+    scenario.node("gpu-1", labels=H100)
+    pod = scenario.inference("sglang-0", node="gpu-1", namespace=NS, backend="sglang", gpus=0)
+    pod.server.loading()
+    profile(scenario, "h100")
 
     def state() -> str:
-        return env.sampler.sample_once().pods[0].state
+        return leader.sampler.sample_once().pods[0].state
 
     assert state() == STARTING
-    server.ready()
+    pod.server.ready()
     assert state() == OK
-    server.loading()
+    pod.server.loading()
     assert state() == FAILED, "refused after a success: the server went away"
     # the container restarts: loading again is "starting" until it answers
-    env.rest.merge_patch(
-        PODS,
-        "sglang-0",
-        {"status": {"containerStatuses": [{"name": "server", "restartCount": 1}]}},
-        NS,
-        "status",
-    )
-    eventually(
-        lambda: env.informers.pods().store.get(f"{NS}/sglang-0").restart_count == 1,
-        what="restart seen",
-    )
+    scenario.restart(pod)
     assert state() == STARTING
-    errors = env.metrics.registry.get_sample_value(
+    errors = leader.health(
         "infercost_scrape_errors_total", {"target_kind": "inference", "reason": "refused"}
     )
     assert errors == 1, "only the refusal after a success is an error"
 
 
 def test_dcgm_port_is_the_fallback_for_exporters_without_a_named_port(
-    sim: KubeSim, sim_servers: SimServers, fake: FakeClock
+    scenario: Scenario, fake_clock: FakeClock
 ) -> None:
-    env = Env(sim, sim_servers, fake, dcgm_port=9555)
+    leader = InProcessLeader(scenario, fake_clock, dcgm_port=9555)
     try:
-        env.node("gpu-1")
-        exporter = env.servers.dcgm(gpus=2, node="gpu-1", port=9555)
-        env.pod(make_dcgm_exporter_pod("gpu-1", exporter.host, port_name=None, port=9555))
-        env.profile("h100")
-        node = env.sampler.sample_once().nodes["gpu-1"]
+        scenario.node("gpu-1", labels=H100)
+        scenario.exporter("gpu-1", gpus=2, port=9555, port_name=None)
+        profile(scenario, "h100")
+        node = leader.sampler.sample_once().nodes["gpu-1"]
         assert node.exporter is not None and node.exporter.state is ExporterState.ANSWERED
         assert len(node.readings) == 2
     finally:
-        env.close()
+        leader.close()
 
 
-def test_the_loop_samples_every_interval_and_wakes_early_on_a_new_profile(
-    sim: KubeSim, sim_servers: SimServers
+def test_the_loop_wakes_early_on_a_new_profile_and_survives_a_listener_bug(
+    scenario: Scenario, fake_clock: FakeClock
 ) -> None:
-    env = Env(sim, sim_servers, RealClock(), interval_seconds=5.0, timeout_seconds=1.0)
+    # An interval no test run could reach by accident: a sample with the new profile's node
+    # well before it proves the early wake.
+    interval = 3600.0
+    leader = InProcessLeader(scenario, fake_clock, interval_seconds=interval)
     samples: list[Sample] = []
-    seen = threading.Event()
-
-    def listener(sample: Sample) -> None:
-        samples.append(sample)
-        seen.set()
 
     def broken(_: Sample) -> None:
         raise RuntimeError("a listener bug")
 
-    env.sampler.add_listener(broken)
-    env.sampler.add_listener(listener)
+    leader.sampler.add_listener(broken)
+    leader.sampler.add_listener(samples.append)
     try:
-        env.node("gpu-1")
-        env.sampler.start()
-        eventually(lambda: samples, timeout=5, what="the first sample")
-        assert samples[0].membership.owners == {}
-        started = time.monotonic()
-        env.profile("h100")
-        eventually(
-            lambda: any(s.membership.owners for s in samples), timeout=5, what="early sample"
-        )
-        assert time.monotonic() - started < 4.0, "woken by the new profile, not the interval"
-        assert env.sampler.alive()
+        scenario.node("gpu-1", labels=H100)
+        started = fake_clock.monotonic()
+        leader.sampler.start()
+        wait_until(lambda: samples, what="the first sample")
+        assert samples[0].membership.owners == {} and samples[0].monotonic == started
+        profile(scenario, "h100")
+
+        def owned() -> bool:
+            fake_clock.advance(0.5)  # at most one early sample per second
+            return any(s.membership.owners for s in samples)
+
+        wait_until(owned, what="the early sample")
+        early = next(s for s in samples if s.membership.owners)
+        assert early.monotonic - started < interval / 10, "woken by the profile"
+        assert leader.sampler.alive()
     finally:
-        env.close()
-    count = len(samples)
-    time.sleep(0.2)
-    assert len(samples) == count, "stopped"
+        leader.sampler.stop()
+        assert leader.sampler.join(5), "the sampling thread ended"
+        leader.close()
 
 
-def test_the_loop_keeps_its_period(sim: KubeSim, sim_servers: SimServers) -> None:
-    env = Env(sim, sim_servers, RealClock(), interval_seconds=0.2, timeout_seconds=0.1)
-    times: list[float] = []
-    sequences: list[int] = []
-    env.sampler.add_listener(lambda s: (times.append(s.monotonic), sequences.append(s.sequence)))
+def test_the_loop_keeps_its_period(scenario: Scenario, fake_clock: FakeClock) -> None:
+    leader = InProcessLeader(scenario, fake_clock, interval_seconds=30.0)
+    samples: list[Sample] = []
+    leader.sampler.add_listener(samples.append)
+    start = fake_clock.monotonic()
     try:
-        env.sampler.start()
-        eventually(lambda: len(times) >= 5, timeout=10, what="five samples")
+        leader.sampler.start()
+        for k in range(1, 5):
+            wait_until(lambda k=k: len(samples) >= k, what=f"sample {k}")
+            wait_until(lambda: fake_clock.waiters() >= 1, what="the sampler waiting")
+            fake_clock.advance(30.0)
+        wait_until(lambda: len(samples) >= 5, what="sample 5")
     finally:
-        env.close()
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(0.15 <= g <= 1.0 for g in gaps[:4]), gaps
-    assert sequences == list(range(1, len(sequences) + 1))
+        leader.sampler.stop()
+        assert leader.sampler.join(5)
+        leader.close()
+    assert [s.monotonic - start for s in samples] == [0.0, 30.0, 60.0, 90.0, 120.0]
+    assert [s.sequence for s in samples] == [1, 2, 3, 4, 5]
+
+
+def test_builders_make_what_the_api_server_accepts(scenario: Scenario) -> None:
+    # The harness's own builders, through the emulator's admission (schema validation).
+    report = scenario.usagereport("daily", namespace=NS, profile="h100", namespaces=["ml"])
+    budget = scenario.tokenbudget(
+        "ml", namespace=NS, scope="ml", monthly_limit_usd=500, thresholds=[(80, "warning")]
+    )
+    assert report["spec"]["costProfileRef"] == "h100"
+    assert budget["spec"]["alertThresholds"] == [{"percent": 80, "severity": "warning"}]
+    node = scenario.node("ts-1", gpus=2, replicas=4)
+    assert node["status"]["capacity"]["nvidia.com/gpu"] == "8"
+    assert node["metadata"]["labels"]["nvidia.com/gpu.replicas"] == "4"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from infercost.engine.costmodel import Hardware
+from infercost.api import Hardware
 from infercost.engine.ledger import (
     IDLE_MODEL,
     NO_TRAFFIC,
@@ -31,8 +31,8 @@ from infercost.engine.ledger import (
 T0 = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)
 PROFILE = "infra/h100"
 # 8760 h × 3 years: $26,280 → exactly $1 per GPU-hour for one GPU
-HW = Hardware(gpu_count=1, purchase_price_usd=26_280.0, amortization_years=3.0)
-ECON = Economics(HW, rate_per_kwh=0.10, pue_factor=1.5)
+HW = Hardware(gpu_model="H100", gpu_count=1, purchase_price_usd=26_280.0, amortization_years=3.0)
+ECON = Economics.of(HW, rate_per_kwh=0.10, pue_factor=1.5)
 
 
 def at(seconds: float) -> dt.datetime:
@@ -176,8 +176,8 @@ def test_unheld_gpu_with_no_cost_anywhere_goes_to_unallocated() -> None:
 
 
 def test_idle_follows_the_days_non_idle_cost() -> None:
-    hw = Hardware(gpu_count=4, purchase_price_usd=4 * 26_280.0)
-    econ = Economics(hw, 0.0)
+    hw = Hardware(gpu_model="H100", gpu_count=4, purchase_price_usd=4 * 26_280.0)
+    econ = Economics.of(hw, 0.0)
     n = NodeObservation(
         "n1",
         PROFILE,
@@ -224,8 +224,8 @@ def test_dcgm_outage_defers_energy_until_the_counter_is_read_again() -> None:
 
 
 def test_outage_ended_by_a_reboot_is_estimated_from_tdp() -> None:
-    hw = Hardware(gpu_count=1, purchase_price_usd=26_280.0, tdp_watts=700.0)
-    econ = Economics(hw, 0.10, 1.0)
+    hw = Hardware(gpu_model="H100", gpu_count=1, purchase_price_usd=26_280.0, tdp_watts=700.0)
+    econ = Economics.of(hw, 0.10, 1.0)
     ledger = Ledger(shards=1)
     ledger.book(obs(0, [node(5 * KWH, holds=[held_by()])], [vllm()], econ))
     ledger.book(obs(3600, [node(None, holds=[held_by()])], [vllm()], econ))
@@ -248,8 +248,8 @@ def test_wall_time_stepping_back_books_nothing() -> None:
 
 
 def test_shortfall_of_gpu_count_is_pool_idle() -> None:
-    hw = Hardware(gpu_count=3, purchase_price_usd=3 * 26_280.0)
-    econ = Economics(hw, 0.0)
+    hw = Hardware(gpu_model="H100", gpu_count=3, purchase_price_usd=3 * 26_280.0)
+    econ = Economics.of(hw, 0.0)
     ledger = Ledger(shards=3)
     ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm()], econ))
     ledger.book(obs(3600, [node(0.0, holds=[held_by()])], [vllm(inp=5, out=5)], econ))
@@ -275,3 +275,53 @@ def test_checkpoint_round_trip_continues_exactly() -> None:
     uninterrupted, restarted = run(False), run(True)
     assert restarted["input"] == uninterrupted["input"] == 800
     assert restarted["cost"] == pytest.approx(uninterrupted["cost"], rel=1e-12)
+
+
+def test_a_price_edit_during_a_gap_applies_from_when_it_was_observed() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0, holds=[held_by()])], [vllm()]))
+    # the operator is down for two hours; the price doubled meanwhile and is seen at restart
+    doubled = Economics.of(
+        Hardware(gpu_model="H100", gpu_count=1, purchase_price_usd=2 * 26_280.0),
+        rate_per_kwh=0.10,
+        pue_factor=1.5,
+    )
+    ledger.book(obs(7200, [node(0.0, holds=[held_by()])], [vllm()], econ=doubled))
+    assert totals(ledger)["cost"] == pytest.approx(2.0)  # the gap at the old $1/h
+    ledger.book(obs(10800, [node(0.0, holds=[held_by()])], [vllm()], econ=doubled))
+    assert totals(ledger)["cost"] == pytest.approx(2.0 + 2.0)  # then $2/h
+
+
+def test_time_sliced_node_counts_its_physical_gpus() -> None:
+    """4 replicas of 1 GPU: capacity 4 ÷ replicas 4 = 1 GPU; three pods with limits of 1 hold
+    1 ÷ max(1, 3) of it each (SPEC §5)."""
+    hw = Hardware(gpu_model="H100", gpu_count=1, purchase_price_usd=26_280.0)
+    econ = Economics.of(hw, 0.0)
+    holds = [HoldObservation("n1/gpu0", u, f"ns-{u}", u, 1 / 3, True) for u in "abc"]
+    n = NodeObservation("n1", PROFILE, 1.0, "b", (), tuple(holds))
+    pods = [vllm(u, f"ns-{u}") for u in "abc"]
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [n], pods, econ))
+    ledger.book(obs(3600, [n], pods, econ))
+    for u in "abc":
+        assert totals(ledger, namespace=f"ns-{u}")["cost"] == pytest.approx(1 / 3)
+    assert totals(ledger)["idle"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_pod_recreated_under_the_same_name_while_down_counts_from_zero() -> None:
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0, holds=[held_by("old")])], [vllm("old", inp=5000)]))
+    ledger.book(obs(30, [node(0.0, holds=[held_by("old")])], [vllm("old", inp=5100)]))
+    # down; the pod is deleted and a new one (new UID) starts and serves 70 tokens
+    new = vllm("new", inp=70, start=at(600))
+    ledger.book(obs(1200, [node(0.0, holds=[held_by("new")])], [new]))
+    assert totals(ledger)["input"] == 100 + 70
+
+
+def test_a_sidecar_restart_is_not_a_reset() -> None:
+    """The serving container's restart count is what the sampler reports; a sidecar restart
+    leaves it unchanged, so the counter keeps its watermark."""
+    ledger = Ledger(shards=1)
+    ledger.book(obs(0, [node(0.0)], [vllm(inp=1000, restarts=2)]))
+    ledger.book(obs(30, [node(0.0)], [vllm(inp=1010, restarts=2)]))
+    assert totals(ledger)["input"] == 10

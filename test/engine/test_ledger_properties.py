@@ -11,7 +11,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infercost.engine.costmodel import Hardware
+from infercost.api import Hardware
 from infercost.engine.ledger import (
     ROLE_INPUT,
     ROLE_OUTPUT,
@@ -27,8 +27,8 @@ from infercost.engine.ledger import (
 )
 
 START = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)
-HW = Hardware(gpu_count=3, purchase_price_usd=3 * 26_280.0)  # $1 per GPU-hour
-ECON = Economics(HW, rate_per_kwh=0.2, pue_factor=1.0)
+HW = Hardware(gpu_model="H100", gpu_count=3, purchase_price_usd=3 * 26_280.0)  # $1 per GPU-hour
+ECON = Economics.of(HW, rate_per_kwh=0.2, pue_factor=1.0)
 PODS = ("a", "b", "c")
 
 step = st.fixed_dictionaries(

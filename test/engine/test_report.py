@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from infercost.engine.costmodel import Hardware
+from infercost.api import Hardware
 from infercost.engine.ledger import (
     ROLE_INPUT,
     ROLE_OUTPUT,
@@ -24,7 +24,9 @@ from infercost.engine.report import report_figures
 
 T0 = dt.datetime(2026, 11, 27, 10, tzinfo=dt.UTC)
 PROFILE = "infra/pool-a"
-ECON = Economics(Hardware(gpu_count=2, purchase_price_usd=52_560.0), 0.12, 1.25)
+ECON = Economics.of(
+    Hardware(gpu_model="H100", gpu_count=2, purchase_price_usd=52_560.0), 0.12, 1.25
+)
 
 
 def _observe(ledger: Ledger, hours: float, e0: float, e1: float, tokens: dict) -> None:
@@ -62,7 +64,7 @@ def test_the_worked_example_of_the_accounting_docs() -> None:
             ("llama", "out"): 150_000,
             ("qwen", "in"): 200_000,
             ("qwen", "out"): 50_000,
-        },  # fmt: skip
+        },
     )
     f = report_figures(ledger.lines_of(ledger.days()), PROFILE)
     assert f.cost_usd == pytest.approx(2.075)

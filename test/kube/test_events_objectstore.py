@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from infercost.kube.clock import FakeClock
@@ -150,3 +152,29 @@ def _cm_create(name: str, extra: dict):
     from infercost.kube.rest import CONFIGMAPS
 
     return CONFIGMAPS, {"metadata": {"name": name}, **extra}, "infercost-system"
+
+
+def test_concurrent_repeats_make_one_event_and_lose_no_count(kube: KubeEnv) -> None:
+    """Reconcile workers report the same condition at once: every report is counted, on one
+    Event (no second Event from a race on the first, no increment lost between read and
+    patch)."""
+    rec = EventRecorder(kube.rest, clock=FakeClock(), spam_burst=1000)
+    kube.sim.faults.latency_ms(10)  # every API call takes a while, as over a real network
+    callers, repeats = 8, 5
+    start = threading.Barrier(callers)
+    results: list[bool] = []
+
+    def report() -> None:
+        start.wait()
+        for _ in range(repeats):
+            results.append(rec.warning(REF, "ScrapeFailed", "exporter on gpu-1 timed out"))
+
+    threads = [threading.Thread(target=report) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    kube.sim.faults.clear()
+    assert results == [True] * callers * repeats
+    [event] = events(kube)
+    assert event["count"] == callers * repeats

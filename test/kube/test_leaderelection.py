@@ -130,3 +130,43 @@ def test_conflicting_write_loses_the_race(kube: KubeEnv) -> None:
         r for r in kube.sim.requests() if r.resource.startswith("leases") and r.verb == "update"
     ]
     assert [r.status for r in puts] == [409, 200]
+
+
+def test_stopped_leading_runs_after_started_leading_returned_and_join_waits_for_both(
+    kube: KubeEnv,
+) -> None:
+    """The operator starts its writers in on_started_leading; on_stopped_leading (and a
+    caller joining the elector) must not overtake it, or writers could start after shutdown."""
+    entered, finish = threading.Event(), threading.Event()
+    order: list[str] = []
+    callback_threads: list[threading.Thread] = []
+
+    def started() -> None:
+        callback_threads.append(threading.current_thread())
+        entered.set()
+        finish.wait(30)
+        order.append("started returned")
+
+    elector = LeaderElector(
+        kube.new_rest(),
+        namespace=NS,
+        name="infercost-leader",
+        identity="a",
+        lease_duration=1.5,
+        renew_deadline=1.0,
+        retry_period=0.2,
+        on_started_leading=started,
+        on_stopped_leading=lambda: order.append("stopped"),
+    )
+    elector.start()
+    try:
+        assert entered.wait(10)
+        elector.stop()
+        eventually(lambda: lease(kube)["holderIdentity"] == "", what="the Lease released")
+        assert order == [], "on_stopped_leading waits for on_started_leading"
+        assert elector.is_alive(), "the elector still waits for its callback"
+    finally:
+        finish.set()
+        elector.join(30)
+    assert order == ["started returned", "stopped"]
+    assert not elector.is_alive() and not callback_threads[0].is_alive()

@@ -11,6 +11,7 @@ from infercost.api import GROUP, VERSION
 from infercost.kube.client import (
     AccessCheck,
     StartupError,
+    StartupRetry,
     check_access,
     check_api,
     check_crds,
@@ -93,9 +94,10 @@ def test_startup_checks(kube: KubeEnv) -> None:
             AccessCheck("get", LEASES, "infercost-system", "absent-is-fine"),
         ],
     )
-    kube.sim.faults.respond(verb="list", resource="pods", code=503, count=1)
-    with pytest.raises(StartupError, match=r"cannot list pods"):
-        check_access(kube.rest, [AccessCheck("list", PODS)])
+    kube.sim.faults.respond(verb="list", resource="pods", code=503, count=2)
+    no_wait = StartupRetry(attempts=2, sleep=lambda _: None)
+    with pytest.raises(StartupError, match=r"cannot list pods.*gave up after 2 attempts"):
+        check_access(kube.rest, [AccessCheck("list", PODS)], retry=no_wait)
 
 
 def test_unreachable_api_is_one_sentence() -> None:

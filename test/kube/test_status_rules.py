@@ -8,7 +8,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infercost.kube.status import Change, FieldClass, StatusRules, classify_change, merge_patch_diff
+from infercost.kube.status import (
+    Change,
+    FieldClass,
+    StatusRules,
+    WriteDecision,
+    classify_change,
+    decide_write,
+    merge_patch_diff,
+)
 
 RULES = StatusRules.default(
     list_keys={
@@ -175,3 +183,40 @@ def test_merge_patch_diff_round_trips(old: dict, new: dict) -> None:
 @given(statuses)
 def test_a_status_never_differs_from_itself(status: dict) -> None:
     assert classify_change(status, copy.deepcopy(status), RULES) is Change.NONE
+
+
+# -- the write decision: cadence and the lastUpdated refresh (SPEC §2) ---------------------------
+
+
+def test_significant_changes_are_written_at_once_cadence_ones_wait_for_the_interval() -> None:
+    significant = decide_write(report(), changed(inputTokens=1001), RULES, 60.0, 5.0)
+    assert significant == WriteDecision(Change.SIGNIFICANT)
+    assert significant.write_now
+    money = changed(estimatedCostUSD=2.0)
+    deferred = decide_write(report(), money, RULES, 60.0, 45.0)
+    assert deferred.change is Change.CADENCE and not deferred.write_now
+    assert deferred.due_in == 15.0
+    assert decide_write(report(), money, RULES, 60.0, 60.0).write_now
+    assert decide_write(report(), money, RULES, 60.0, None).write_now, "nothing written yet"
+
+
+def test_last_updated_alone_is_refreshed_every_ten_status_intervals() -> None:
+    # The data time moves on with every sample that finds nothing changed; the status says so
+    # once every 10 × 60 s, whatever was written in between.
+    fresh = changed(lastUpdated="2026-11-27T08:09:59Z")
+    assert decide_write(report(), fresh, RULES, 60.0, 3600.0) == WriteDecision(Change.NONE)
+    due = changed(lastUpdated="2026-11-27T08:10:00Z")
+    refresh = decide_write(report(), due, RULES, 60.0, 1.0)
+    assert refresh.change is Change.REFRESH and refresh.write_now
+    assert merge_patch_diff(report(), due) == {"lastUpdated": "2026-11-27T08:10:00Z"}
+    # A status that never had lastUpdated gets it at once; a desired one without it never
+    # asks for a refresh.
+    bare = {k: v for k, v in report().items() if k != "lastUpdated"}
+    assert decide_write(bare, report(), RULES, 60.0, 1.0).change is Change.REFRESH
+    assert decide_write(report(), bare, RULES, 60.0, 1.0).change is Change.NONE
+    # Rules of a kind whose data time has another name, or that never refreshes.
+    other = StatusRules.default(data_time_field="observedAt")
+    before, after = {"observedAt": "2026-11-27T08:00:00Z"}, {"observedAt": "2026-11-27T09:00:00Z"}
+    assert decide_write(before, after, other, 60.0, 1.0).write_now
+    never = StatusRules.default(refresh_intervals=None)
+    assert decide_write(report(), due, never, 60.0, 1.0).change is Change.NONE

@@ -31,7 +31,6 @@ from infercost.kube.transforms import (
     OwnerRef,
     object_key,
     parse_time,
-    pod_object,
     transform_node,
     transform_pod,
 )
@@ -94,24 +93,20 @@ def test_node_transform() -> None:
     assert zero.gpu_capacity == 0
 
 
-def test_pod_object_gives_collect_what_the_raw_pod_gives() -> None:
-    """Discovery on the cached form finds the same targets, holders and exporters."""
+def test_collect_reads_the_cached_form() -> None:
+    """Discovery reads PodInfo as it is: targets, holders' limits, owners and exporters."""
     raw = pod_json()
     raw["metadata"]["annotations"]["infercost.ai/metrics-port"] = "metrics"
-    cached = pod_object(transform_pod(raw))
-    assert inference_target(cached) == inference_target(raw)
-    assert inference_target(cached) is not None
-    assert gpu_limit(cached) == gpu_limit(raw) == 2
-    assert owner_name(cached) == owner_name(raw) == "vllm-llama-3-70b"
+    cached = transform_pod(raw)
+    target = inference_target(cached)
+    assert target is not None and target.port == 8000 and target.container == "vllm"
+    assert gpu_limit(cached) == 2
+    assert owner_name(cached) == "vllm-llama-3-70b"
     exporter = make_dcgm_exporter_pod("gpu-node-017", "10.1.4.99", port_name="metrics", port=9500)
-    assert discover_exporters([pod_object(transform_pod(exporter))]) == discover_exporters(
-        [exporter]
-    )
+    [found] = discover_exporters([transform_pod(exporter)], namespaces=("gpu-operator",)).targets
+    assert found.url == "http://10.1.4.99:9500/metrics" and found.node == "gpu-node-017"
     starting = make_pod("s", ip=None, phase="Pending", deleting=True)
-    assert pod_object(transform_pod(starting))["metadata"]["deletionTimestamp"] == (
-        "2026-11-27T09:00:00Z"
-    )
-    assert inference_target(pod_object(transform_pod(starting))) is None
+    assert inference_target(transform_pod(starting)) is None
 
 
 def test_cached_pod_costs_at_most_2kb() -> None:

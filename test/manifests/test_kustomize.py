@@ -252,11 +252,11 @@ def test_operator_may_make_every_call_it_makes(default) -> None:
         assert _allows(cluster, "patch", res.group, f"{res.plural}/status"), res.display
     for verb in ("create", "patch"):
         assert _allows(cluster, verb, EVENTS.group, EVENTS.plural), f"{verb} events"
-    # Budgets own PrometheusRules in their namespaces; the CRD tells whether alerts work.
+    # Budgets own PrometheusRules in their namespaces (whether the CRD exists comes from
+    # discovery); a budget's scope namespace is read by name.
     for verb in ("get", "create", "update", "delete"):
         assert _allows(cluster, verb, "monitoring.coreos.com", "prometheusrules"), verb
-    crd = "prometheusrules.monitoring.coreos.com"
-    assert _allows(cluster, "get", "apiextensions.k8s.io", "customresourcedefinitions", crd)
+    assert _allows(cluster, "get", "", "namespaces", "team-a")
     # In the operator namespace: the Lease and the ledger / pricing ConfigMaps.
     assert _allows(local, "create", LEASES.group, LEASES.plural)
     for verb in ("get", "update"):
@@ -283,10 +283,13 @@ def test_operator_rbac_is_least_privilege(default) -> None:
     for verb in ("get", "update", "create"):
         assert not _allows(cluster, verb, "", "configmaps")
         assert not _allows(cluster, verb, LEASES.group, LEASES.plural)
-    # The CRD rule reaches only the PrometheusRule CRD.
+    # No CRD reads (discovery tells whether PrometheusRules exist), no namespace listing.
     assert not _allows(
         cluster, "get", "apiextensions.k8s.io", "customresourcedefinitions", f"costprofiles.{GROUP}"
     )
+    assert not _allows(cluster, "list", "", "namespaces")
+    for verb in ("list", "watch", "patch"):
+        assert not _allows(cluster, verb, "monitoring.coreos.com", "prometheusrules"), verb
 
 
 def test_user_roles_aggregate_into_view_edit_and_admin(default) -> None:

@@ -11,6 +11,7 @@ from infercost.collect.backends import Role, read_tokens
 from infercost.collect.dcgm import read_dcgm
 from infercost.collect.discovery import discover_exporters, discover_inference
 from infercost.collect.scraping import Scraper, ScrapeTarget
+from infercost.kube.transforms import transform_pod
 from infercost.testing.simservers.fixtures import SimServers
 from infercost.testing.simservers.objects import make_dcgm_exporter_pod, make_pod
 from infercost.testing.simservers.servers import LoopbackPool, SimClock
@@ -157,8 +158,9 @@ def test_emulated_pods_point_at_simulated_servers_end_to_end(sim_servers: SimSer
         ),
         make_dcgm_exporter_pod("n1", exporter.host),
     ]
-    found = discover_inference(pods, {"n1"})
-    exporters = discover_exporters(pods, {"n1"})
+    cached = [transform_pod(p) for p in pods]  # discovery reads the informer's compact form
+    found = discover_inference(cached, {"n1"})
+    exporters = discover_exporters(cached, {"n1"})
     targets = [t.scrape_target() for t in found.targets] + [
         e.scrape_target() for e in exporters.targets
     ]
