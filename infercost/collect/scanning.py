@@ -9,6 +9,14 @@ parser costs far more than the rest of a sampling cycle, so this module:
 2. finds the lines of the requested series with ``bytes.find`` on their exact names, and parses
    only those lines (labels with escapes, value, optional timestamp).
 
+Both steps have a fast path for what servers actually print and fall back to the general code for
+anything else, so the fast path only ever decides *that* a body or line is ordinary, never what an
+unusual one means: one regular-expression pass checks every line start and looks for an
+OpenMetrics ``# EOF`` at once; names sharing a stem (``x_total``, ``x_created``,
+``x_cached_total``) are found with one ``bytes.find`` pass per stem; a sample line with plain
+labels, one space and a number is read with one match, and its label set is parsed once per page
+(every counter of a server repeats the same few label sets).
+
 It must agree with ``prometheus_client.parser`` on every sample it returns (a test compares them
 on every fixture page). It does not build metric families, read HELP/TYPE lines, or validate the
 lines it was not asked about beyond their first character.
@@ -56,6 +64,17 @@ _LABEL = re.compile(rb'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|
 _ESCAPE = re.compile(rb'\\[\\n"]')
 _ESCAPES = {b"\\\\": b"\\", b"\\n": b"\n", b'\\"': b'"'}
 _EOF = re.compile(rb"(?:^|(?<=\n))# EOF[ \t]*\r?(?:\n|$)")
+# One pass over an ordinary page: a match is either a bad line start or an EOF line, and sends the
+# body to the exact checks above.
+_UNUSUAL_LINE = re.compile(rb"\n(?:[ \t]*+[^#a-zA-Z_:{ \t\r\n]|# EOF[ \t]*\r?(?:\n|\Z))")
+# The rest of an ordinary sample line after its name: plain labels (no escapes, no blanks, no
+# trailing comma), one space, a number, optionally one space and an integer timestamp.
+_PLAIN_LABEL = rb'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"'
+_PLAIN_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
+_PLAIN_REST = re.compile(
+    rb"(?:\{((?:" + _PLAIN_LABEL + rb",)*" + _PLAIN_LABEL + rb")\})?"
+    rb" ([-+.0-9eE]+)(?: (-?[0-9]+))?\n"
+)
 _SNIPPET = 60
 
 
@@ -88,7 +107,7 @@ def check_text(body: bytes) -> bytes:
     stripped = body.lstrip()
     if not stripped:
         return b""
-    if b"\x00" in body or body.translate(None, _ALLOWED_BYTES):
+    if body.translate(None, _ALLOWED_BYTES):  # NUL is not allowed either
         bad = next(i for i, b in enumerate(body) if b not in _ALLOWED_BYTES)
         raise NotPrometheusTextError(
             f"not Prometheus text: binary data (byte 0x{body[bad]:02x} at offset {bad})"
@@ -126,6 +145,10 @@ def check_text(body: bytes) -> bytes:
         raise NotPrometheusTextError(
             f"not Prometheus text: unexpected first character: {_snippet(stripped)!r}"
         )
+    if _UNUSUAL_LINE.search(body) is None and not body.startswith(b"# EOF"):
+        if not body.endswith(b"\n"):
+            raise _reject(body, len(body) - 1, "the body ends in the middle of a line (truncated)")
+        return body
     eof = _EOF.search(body) if b"# EOF" in body else None
     if eof is not None:
         if body[eof.end() :].strip():
@@ -211,7 +234,7 @@ class MetricsScanner:
         for name in self.names:
             if not name or not all(_is_name_start(b) or 48 <= b <= 57 for b in name.encode()):
                 raise ValueError(f"not a metric name: {name!r}")
-        self._needles = [(name, name.encode("ascii")) for name in self.names]
+        self._stems = _stems(self.names)
 
     def scan(self, body: bytes, *, checked: bool = False) -> dict[str, list[Sample]]:
         """Return the samples of every requested name (in page order; absent names map to []).
@@ -220,25 +243,100 @@ class MetricsScanner:
         """
         text = body if checked else check_text(body)
         found: dict[str, list[Sample]] = {name: [] for name in self.names}
-        size = len(text)
-        for name, needle in self._needles:
-            out = found[name]
-            width = len(needle)
-            pos = text.find(needle)
+        label_sets: dict[bytes | None, Labels] = {None: ()}
+        for stem, members in self._stems:
+            pos = text.find(stem)
             while pos >= 0:
-                after = pos + width
-                nxt = text[after : after + 1]
-                if nxt in (b"\n", b"\r", b"") and _at_line_start(text, pos):
-                    raise _reject(text, pos, f"no value for {name}")
-                if nxt in (b"{", b" ", b"\t") and _at_line_start(text, pos):
-                    end = text.find(b"\n", after)
-                    if end < 0:
-                        end = size
-                    if text[end - 1 : end] == b"\r":
-                        end -= 1
-                    out.append(_parse_line(name, text, after, end))
-                pos = text.find(needle, after)
+                nxt_pos = pos + 1
+                if (pos == 0 or text[pos - 1] == 10 or _at_line_start(text, pos)) and (
+                    match := _member_at(text, pos, members)
+                ):
+                    name, after = match
+                    sample, nxt_pos = _read_sample(name, text, after, label_sets)
+                    found[name].append(sample)
+                pos = text.find(stem, nxt_pos)
         return found
+
+
+def _stems(names: tuple[str, ...]) -> list[tuple[bytes, tuple[tuple[str, bytes], ...]]]:
+    """Group names by a shared stem so that one ``find`` pass serves them all.
+
+    A name's stem is the name without its last ``_suffix`` (``x_tokens`` for ``x_tokens_total``
+    and ``x_tokens_created``) when that leaves at least 8 characters; a stem that starts with a
+    shorter one joins it. Members are tried longest first, so ``x_total`` never shadows
+    ``x_total_more``.
+    """
+    own: dict[str, str] = {}
+    for name in names:
+        cut = name.rfind("_")
+        own[name] = name[:cut] if cut >= 8 else name
+    roots: list[str] = []
+    for stem in sorted(set(own.values()), key=len):
+        if not any(stem.startswith(root) for root in roots):
+            roots.append(stem)
+    groups: dict[str, list[str]] = {root: [] for root in roots}
+    for name in names:
+        root = next(r for r in roots if own[name].startswith(r))
+        groups[root].append(name)
+    return [
+        (
+            root.encode("ascii"),
+            tuple((n, n.encode("ascii")) for n in sorted(members, key=len, reverse=True)),
+        )
+        for root, members in groups.items()
+    ]
+
+
+def _member_at(
+    text: bytes, pos: int, members: tuple[tuple[str, bytes], ...]
+) -> tuple[str, int] | None:
+    """The requested name whose sample line starts at ``pos``, and where its name ends."""
+    for name, needle in members:
+        if text.startswith(needle, pos):
+            after = pos + len(needle)
+            nxt = text[after : after + 1]
+            if nxt in (b"{", b" ", b"\t"):
+                return name, after
+            if nxt in (b"\n", b"\r", b""):
+                raise _reject(text, pos, f"no value for {name}")
+    return None
+
+
+def _read_sample(
+    name: str, text: bytes, after: int, label_sets: dict[bytes | None, Labels]
+) -> tuple[Sample, int]:
+    """Parse the sample line of ``name`` whose name ends at ``after``; also return the line end."""
+    plain = _PLAIN_REST.match(text, after)
+    if plain is not None:
+        raw, value, stamp = plain.groups()
+        labels = label_sets.get(raw)
+        if labels is None:
+            labels = _plain_labels(raw)
+        if labels is not None:
+            label_sets[raw] = labels
+            try:
+                return Sample(
+                    name, labels, float(value), float(stamp) if stamp else None
+                ), plain.end()
+            except ValueError:
+                pass  # not a number after all: the general parser names the error
+    end = text.find(b"\n", after)
+    if end < 0:
+        end = len(text)
+    line_end = end
+    if text[end - 1 : end] == b"\r":
+        end -= 1
+    return _parse_line(name, text, after, end), line_end
+
+
+def _plain_labels(raw: bytes) -> Labels | None:
+    """Labels of a :data:`_PLAIN_REST` match, sorted; None when a name repeats."""
+    pairs: list[tuple[str, str]] = _PLAIN_PAIR.findall(raw.decode("utf-8"))
+    if len(pairs) > 1:
+        pairs.sort()
+        if len({key for key, _ in pairs}) != len(pairs):
+            return None
+    return tuple(pairs)
 
 
 def _at_line_start(text: bytes, pos: int) -> bool:

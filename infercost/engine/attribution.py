@@ -12,15 +12,19 @@ Inputs are flat arrays with index maps, no Python objects per pod or GPU:
   ``hold_pod[h]``;
 - pods ``p``: ``pod_node[p]``, ``pod_inference[p]``, and their entries in CSR form
   (``entry_ptr``): entry ``m`` of pod ``p`` books to key ``entry_key[m]`` with
-  ``entry_tokens[m]`` input + output tokens in the interval. A pod that served nothing has one
-  entry with 0 tokens (its ``(no-traffic)`` or ``(non-inference)`` key).
+  ``entry_tokens[m]`` input + output tokens in the interval (never negative). A pod that served
+  nothing has one entry with 0 tokens (its ``(no-traffic)`` or ``(non-inference)`` key).
 
 The rules, in order: a held GPU goes to its holders by share (shares over 1 in total are scaled
 down); a GPU on a node where no pod holds GPUs goes to that node's inference pods by their token
 share (rule 2); inside a pod, cost goes to its entries by token share (rule 3), or to its one
 fallback entry (rules 3–4); whatever is left is idle (rule 5), returned per idle group so the
-ledger can spread it by its day weights. The result also carries the per-GPU rows, which the
-ledger keeps for GPUs whose energy is deferred.
+ledger can spread it by its day weights. The result also carries where each GPU's cost went
+(:meth:`Attribution.rows_of`), which the ledger keeps for GPUs whose energy is deferred.
+
+The work grows with GPUs + holdings + pods + entries, never with their product (a shared node's
+GPUs are summed before they are split over its pods), and stays within a small multiple of a
+memory pass over the input: ``python -m bench attribution`` measures it.
 """
 
 from __future__ import annotations
@@ -65,91 +69,184 @@ class Attribution:
     """(groups, components): what is left, per idle group."""
     gpu_remainder: FloatArray
     """Per GPU, the fraction that is idle."""
-    row_gpu: IntArray
-    row_key: IntArray
-    row_weight: FloatArray
+    # Where each GPU's cost went, kept to answer :meth:`rows_of`: holdings (rule 1, shares
+    # scaled), the token shares of nodes whose GPUs are shared (rule 2), and entry weights.
+    hold_gpu: IntArray
+    hold_pod: IntArray
+    hold_share: FloatArray
+    gpu_shared_node: IntArray
+    """Per GPU, its node when rule 2 split it, else −1."""
+    share_pod: IntArray
+    share_node: IntArray
+    share_weight: FloatArray
+    entry_ptr: IntArray
+    entry_key: IntArray
+    entry_weight: FloatArray
+    _index: dict[str, IntArray] = attrs.field(factory=dict, eq=False, repr=False)
 
     def rows_of(self, gpu: int) -> list[tuple[int, float]]:
         """(key, weight) of one GPU's non-idle destinations."""
-        mask = self.row_gpu == gpu
-        return list(zip(self.row_key[mask].tolist(), self.row_weight[mask].tolist(), strict=True))
+        node = int(self.gpu_shared_node[gpu])
+        if node >= 0:
+            pods, shares = self._owners(node, self.share_node, self.share_pod, self.share_weight)
+        else:
+            pods, shares = self._owners(gpu, self.hold_gpu, self.hold_pod, self.hold_share)
+        rows: list[tuple[int, float]] = []
+        for pod, share in zip(pods.tolist(), shares.tolist(), strict=True):
+            start, end = int(self.entry_ptr[pod]), int(self.entry_ptr[pod + 1])
+            keys = self.entry_key[start:end].tolist()
+            weights = (self.entry_weight[start:end] * share).tolist()
+            rows.extend(zip(keys, weights, strict=True))
+        return rows
+
+    def _owners(
+        self, owner: int, owners: IntArray, pods: IntArray, shares: FloatArray
+    ) -> tuple[IntArray, FloatArray]:
+        # the ledger asks for every deferred GPU: sort once, then binary search
+        name = "share" if owners is self.share_node else "hold"
+        order = self._index.get(name)
+        if order is None:
+            order = self._index[name] = np.argsort(owners, kind="stable")
+        sorted_owners = owners[order]
+        lo, hi = np.searchsorted(sorted_owners, [owner, owner + 1])
+        picked = order[lo:hi]
+        return pods[picked], shares[picked]
 
 
-def _expand(counts: IntArray) -> tuple[IntArray, IntArray]:
-    """For CSR expansion: (owner index per expanded row, offset of the row inside its owner)."""
-    owners = np.repeat(np.arange(len(counts)), counts)
-    starts = np.cumsum(counts) - counts
-    offsets = np.arange(int(counts.sum())) - np.repeat(starts, counts)
-    return owners, offsets
+def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
+    """``weights`` summed per ``index`` into ``size`` slots (bincount, but float when empty)."""
+    return np.bincount(index, weights, minlength=size).astype(np.float64, copy=False)
 
 
 def attribute(inp: AttributionInput) -> Attribution:
+    """Cost goes GPU → pods → entries: a held GPU to its holders, a shared node's GPUs (summed
+    first) to its pods by tokens, a pod's receipts to its entries. It runs one component at a
+    time on 1-D vectors and frees what it no longer reads: on a 100,000-pod cluster, gathering
+    rows of 2-D arrays and keeping dead temporaries cost more (in page faults) than the
+    arithmetic itself.
+
+    Node-indexed arrays have one spare slot at the end, so that node −1 (a pool GPU, read
+    through numpy's negative indexing) lands in a slot that is never set.
+    """
     n_gpus = len(inp.gpu_node)
     n_pods = len(inp.pod_node)
+    n_entries = len(inp.entry_key)
+    n_components = inp.gpu_amounts.shape[1]
     counts = np.diff(inp.entry_ptr)
-    entry_pod = np.repeat(np.arange(n_pods), counts)
-    pod_tokens = np.bincount(entry_pod, inp.entry_tokens, minlength=n_pods)
+    # the pod of each entry: +1 at each pod's first entry (bincount: pods may have none)
+    entry_pod = np.cumsum(np.bincount(inp.entry_ptr[1:-1], minlength=n_entries + 1)[:n_entries])
+    pod_tokens = _sum_by(entry_pod, inp.entry_tokens, n_pods)
 
-    # rule 3: entry weights inside a pod
-    served = pod_tokens[entry_pod] > 0
-    safe_tokens = np.where(served, pod_tokens[entry_pod], 1.0)
-    entry_weight = np.where(served, inp.entry_tokens / safe_tokens, 1.0 / counts[entry_pod])
-    entry_active = (inp.entry_tokens > 0) & inp.pod_inference[entry_pod]
+    # rule 3: entry weights inside a pod, by tokens, or evenly in a pod that served none
+    # (tokens are never negative, so a silent pod's entries all have 0: add 1 to each)
+    silent = pod_tokens <= 0
+    entry_weight = inp.entry_tokens + silent.take(entry_pod)
+    entry_weight /= (pod_tokens + silent * counts).take(entry_pod)
+    entry_active = inp.entry_tokens > 0
+    entry_active &= inp.pod_inference.take(entry_pod)
 
     # rule 1: holders, at most the whole GPU in total
-    held = np.bincount(inp.hold_gpu, inp.hold_share, minlength=n_gpus)
-    scale = np.where(held > 1.0, 1.0 / np.maximum(held, 1e-300), 1.0)
-    hold_share = inp.hold_share * scale[inp.hold_gpu]
+    held = _sum_by(inp.hold_gpu, inp.hold_share, n_gpus)
+    hold_share = inp.hold_share / np.maximum(held, 1.0).take(inp.hold_gpu)
     node_has_holders = np.zeros(inp.n_nodes + 1, dtype=bool)
-    holder_nodes = inp.gpu_node[inp.hold_gpu[inp.hold_share > 0]]
-    node_has_holders[holder_nodes[holder_nodes >= 0]] = True
+    node_has_holders[inp.gpu_node.take(inp.hold_gpu[inp.hold_share > 0])] = True
+    node_has_holders[inp.n_nodes] = False  # a held pool GPU wrote the spare slot
 
     # rule 2: GPUs of nodes without holders, by the token share of the node's inference pods
-    sharing = inp.pod_inference & (pod_tokens > 0) & (inp.pod_node >= 0)
-    candidates = np.flatnonzero(sharing)
-    order = candidates[np.argsort(inp.pod_node[candidates], kind="stable")]
-    node_count = np.bincount(inp.pod_node[order], minlength=inp.n_nodes)
-    node_ptr = np.concatenate(([0], np.cumsum(node_count)))
-    node_tokens = np.bincount(inp.pod_node[order], pod_tokens[order], minlength=inp.n_nodes)
-    on_node = inp.gpu_node >= 0
-    node_of_gpu = np.where(on_node, inp.gpu_node, 0)
-    shared = on_node & ~node_has_holders[node_of_gpu] & (node_tokens[node_of_gpu] > 0)
+    sharing = inp.pod_inference & ~silent
+    sharing &= inp.pod_node >= 0
+    sharing &= ~node_has_holders.take(inp.pod_node, mode="wrap")
+    share_pod = np.flatnonzero(sharing)
+    share_node = inp.pod_node.take(share_pod)
+    node_tokens = _sum_by(share_node, pod_tokens.take(share_pod), inp.n_nodes + 1)
+    shared = node_tokens.take(inp.gpu_node, mode="wrap") > 0
     shared_gpus = np.flatnonzero(shared)
-    owners, offsets = _expand(node_count[inp.gpu_node[shared_gpus]])
-    s_gpu = shared_gpus[owners]
-    s_node = inp.gpu_node[s_gpu]
-    s_pod = order[node_ptr[s_node] + offsets]
-    s_share = pod_tokens[s_pod] / node_tokens[s_node]
+    shared_node = inp.gpu_node.take(shared_gpus)
+    share_weight = pod_tokens.take(share_pod) / node_tokens.take(share_node)
+    # a holder without entries passes nothing on (rule 5 below)
+    passed = hold_share * (counts.take(inp.hold_pod) > 0)
+    # free what the loop does not read: the loop's buffers reuse the memory
+    del pod_tokens, silent, held, sharing, node_tokens, shared
 
-    a_gpu = np.concatenate((inp.hold_gpu, s_gpu))
-    a_pod = np.concatenate((inp.hold_pod, s_pod))
-    a_share = np.concatenate((hold_share, s_share))
+    # What each assignment (a holding, or a pod's token share of its node) gives, per
+    # component, goes straight to its key when its pod has one entry (most pods); the others
+    # go to their pods first, then to those pods' entries. Key slot n_keys collects what the
+    # direct pass must skip.
+    receiver = np.concatenate((inp.hold_pod, share_pod))
+    receiver_entries = counts.take(receiver)
+    single = receiver_entries == 1
+    first_entry = inp.entry_ptr.take(receiver)
+    direct_key = inp.entry_key.take(first_entry, mode="clip")
+    np.putmask(direct_key, ~single, inp.n_keys)
+    direct_active = single & entry_active.take(first_entry, mode="clip")
+    multi = np.flatnonzero(receiver_entries > 1)
+    multi_receiver = receiver.take(multi)
+    is_multi = np.zeros(n_pods, dtype=bool)
+    is_multi[multi_receiver] = True
+    multi_pods = np.flatnonzero(is_multi)
+    multi_slot = np.searchsorted(multi_pods, multi_receiver)
+    multi_counts = counts.take(multi_pods)
+    # entries of those pods, CSR-expanded: the slot each belongs to and its entry index
+    multi_owner = np.repeat(np.arange(len(multi_pods)), multi_counts)
+    multi_entry = np.arange(len(multi_owner)) + (
+        inp.entry_ptr.take(multi_pods) - (np.cumsum(multi_counts) - multi_counts)
+    ).take(multi_owner)
+    multi_key = inp.entry_key.take(multi_entry)
+    multi_weight = entry_weight.take(multi_entry)
+    multi_active = entry_active.take(multi_entry)
+    del receiver, receiver_entries, single, first_entry, entry_pod, entry_active, counts
+    del multi_receiver, is_multi
 
-    owners, offsets = _expand(counts[a_pod])
-    r_gpu = a_gpu[owners]
-    r_entry = inp.entry_ptr[a_pod[owners]] + offsets
-    r_weight = a_share[owners] * entry_weight[r_entry]
-    r_key = inp.entry_key[r_entry]
-
-    amounts = inp.gpu_amounts
-    n_components = amounts.shape[1]
+    given = np.empty(len(direct_key))
+    given_held, given_shared = given[: len(inp.hold_pod)], given[len(inp.hold_pod) :]
     key_amounts = np.empty((inp.n_keys, n_components))
+    key_active = np.zeros(inp.n_keys)
+    # the rows of the GPUs read below, gathered once (a strided column gather costs 4× more)
+    held_amounts = inp.gpu_amounts.take(inp.hold_gpu, axis=0)
+    shared_amounts = inp.gpu_amounts.take(shared_gpus, axis=0)
     for c in range(n_components):
-        key_amounts[:, c] = np.bincount(r_key, r_weight * amounts[r_gpu, c], minlength=inp.n_keys)
-    active = r_weight * amounts[r_gpu, GPU_SECONDS] * entry_active[r_entry]
-    key_active = np.bincount(r_key, active, minlength=inp.n_keys).astype(np.float64)
+        np.multiply(held_amounts[:, c], hold_share, out=given_held)
+        node_c = _sum_by(shared_node, shared_amounts[:, c], inp.n_nodes + 1)
+        np.multiply(node_c.take(share_node), share_weight, out=given_shared)
+        to_keys = _sum_by(direct_key, given, inp.n_keys + 1)[: inp.n_keys]
+        pods_c = _sum_by(multi_slot, given.take(multi), len(multi_pods))
+        entries_c = pods_c.take(multi_owner)
+        entries_c *= multi_weight
+        to_keys += _sum_by(multi_key, entries_c, inp.n_keys)
+        key_amounts[:, c] = to_keys
+        if c == GPU_SECONDS:
+            given *= direct_active
+            entries_c *= multi_active
+            key_active = _sum_by(direct_key, given, inp.n_keys + 1)[: inp.n_keys]
+            key_active += _sum_by(multi_key, entries_c, inp.n_keys)
+    del given, given_held, given_shared, held_amounts, shared_amounts
 
-    assigned = np.bincount(r_gpu, r_weight, minlength=n_gpus)
-    remainder = np.clip(1.0 - assigned, 0.0, 1.0)
+    # rule 5: the rest is idle
+    remainder = 1.0 - _sum_by(inp.hold_gpu, passed, n_gpus)
+    np.clip(remainder, 0.0, 1.0, out=remainder)
+    remainder[shared_gpus] = 0.0
+    idle_gpus = np.flatnonzero(remainder > 0)
+    idle_group = inp.gpu_group.take(idle_gpus)
+    idle_part = remainder.take(idle_gpus)
     idle = np.empty((inp.n_groups, n_components))
     for c in range(n_components):
-        idle[:, c] = np.bincount(inp.gpu_group, remainder * amounts[:, c], minlength=inp.n_groups)
+        column = inp.gpu_amounts[:, c]
+        idle[:, c] = _sum_by(idle_group, column[idle_gpus] * idle_part, inp.n_groups)
+    gpu_shared_node = np.full(n_gpus, -1, dtype=np.int64)
+    gpu_shared_node[shared_gpus] = shared_node
     return Attribution(
         key_amounts=key_amounts,
         key_active_seconds=key_active,
         idle_amounts=idle,
         gpu_remainder=remainder,
-        row_gpu=r_gpu,
-        row_key=r_key,
-        row_weight=r_weight,
+        hold_gpu=inp.hold_gpu,
+        hold_pod=inp.hold_pod,
+        hold_share=hold_share,
+        gpu_shared_node=gpu_shared_node,
+        share_pod=share_pod,
+        share_node=share_node,
+        share_weight=share_weight,
+        entry_ptr=inp.entry_ptr,
+        entry_key=inp.entry_key,
+        entry_weight=entry_weight,
     )

@@ -1,0 +1,91 @@
+"""Shared plumbing of the benchmarks: CPU timing, logging to stderr, the one-line JSON result.
+
+Timings are the CPU time of the measuring thread (``time.thread_time``), not wall time: the
+machines these run on are shared, and another process's load must not count against either side
+of a ratio. Each side is the best of several rounds, both measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def emit(result: dict[str, Any]) -> int:
+    """Print the result as the last line of stdout (one JSON object); return the exit status."""
+    print(json.dumps(result, sort_keys=False), flush=True)
+    return 0
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    text = (doc or "").strip()
+    p = argparse.ArgumentParser(
+        description=text.splitlines()[0] if text else None,
+        epilog="The result is one JSON object on the last line of stdout; progress goes to stderr.",
+    )
+    p.add_argument("--small", action="store_true", help="a quick run for CI (timings meaningless)")
+    return p
+
+
+def best_cpu_seconds(fn: Callable[[], object], *, rounds: int, min_seconds: float = 0.02) -> float:
+    """Best CPU time of one call of ``fn`` over ``rounds`` rounds (each loops to ≥ min_seconds)."""
+    loops = 1
+    while True:
+        start = time.thread_time()
+        for _ in range(loops):
+            fn()
+        if time.thread_time() - start >= min_seconds or loops >= 1 << 20:
+            break
+        loops *= 2
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.thread_time()
+        for _ in range(loops):
+            fn()
+        best = min(best, (time.thread_time() - start) / loops)
+    return best
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        model = platform.processor()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    """Resident set size now, from /proc (falls back to the peak)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+    except OSError:
+        return peak_rss_mb()
+    return pages * resource.getpagesize() / (1024.0 * 1024.0)
