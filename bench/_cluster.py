@@ -180,7 +180,7 @@ class Emulator:
             stderr=subprocess.DEVNULL,
             text=True,
             env=_env(),
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (prctl only; no locks taken)
         )
         self.url = _read_line(self.proc, "kubesim ready on ", "the API emulator", 60)
         self.rest = RestClient(load_api_client(str(self.kubeconfig)), user_agent="bench-setup")
@@ -221,7 +221,7 @@ class FleetProcess:
             text=True,
             env=_env(),
             cwd=ROOT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (prctl only; no locks taken)
         )
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"endpoints": endpoints}) + "\n")
@@ -449,7 +449,9 @@ class Cluster:
         def create_pod(pod: dict[str, Any]) -> None:
             meta = pod["metadata"]
             rest.create(PODS, pod, meta["namespace"])
-            rest.merge_patch(PODS, meta["name"], {"status": pod["status"]}, meta["namespace"], "status")
+            rest.merge_patch(
+                PODS, meta["name"], {"status": pod["status"]}, meta["namespace"], "status"
+            )
 
         with ThreadPoolExecutor(self.workers) as pool:
             list(
