@@ -272,7 +272,12 @@ def read_tokens(backend: str, body: bytes) -> TokenPage:
     readings: list[TokenReading] = []
     seen: set[tuple[str, Labels]] = set()
     for rule in spec.series:
-        created = {s.labels: s.value for s in found[rule.created_name]}
+        # a *_created that is not a time (NaN, ±Inf, negative) says nothing about resets
+        created = {
+            s.labels: s.value
+            for s in found[rule.created_name]
+            if math.isfinite(s.value) and s.value >= 0
+        }
         for sample in found[rule.name]:
             if not rule.accepts(sample):
                 continue
