@@ -112,17 +112,21 @@ class CycleResult:
         return sum(self.writes.values())
 
 
-def _python() -> list[str]:
-    return [sys.executable]
+# Runs a module as ``python -m`` would, after asking Linux to end it when its parent ends (a
+# benchmark stopped by a signal leaves no emulator or fleet behind).
+_RUN_MODULE = """
+import ctypes, runpy, signal, sys
+try:
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: end with the benchmark process, however that ends (Linux)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _module_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", _RUN_MODULE, module, *args]
 
 
 def _env() -> dict[str, str]:
@@ -159,9 +163,7 @@ class Emulator:
     def __init__(self, workdir: Path) -> None:
         self.kubeconfig = workdir / "kubeconfig"
         self.proc = subprocess.Popen(
-            [
-                *_python(),
-                "-m",
+            _module_command(
                 "infercost.testing.kubesim",
                 "--port",
                 "0",
@@ -175,12 +177,11 @@ class Emulator:
                 OPERATOR_NAMESPACE,
                 "--watch-history",
                 "100000",
-            ],
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             env=_env(),
-            preexec_fn=_die_with_parent,
         )
         self.url = _read_line(self.proc, "kubesim ready on ", "the API emulator", 60)
         self.rest = RestClient(load_api_client(str(self.kubeconfig)), user_agent="bench-setup")
@@ -214,14 +215,13 @@ class FleetProcess:
 
     def __init__(self, endpoints: list[dict[str, Any]]) -> None:
         self.proc = subprocess.Popen(
-            [*_python(), "-m", "bench._fleet"],
+            _module_command("bench._fleet"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             env=_env(),
             cwd=ROOT,
-            preexec_fn=_die_with_parent,
         )
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"endpoints": endpoints}) + "\n")
@@ -449,7 +449,9 @@ class Cluster:
         def create_pod(pod: dict[str, Any]) -> None:
             meta = pod["metadata"]
             rest.create(PODS, pod, meta["namespace"])
-            rest.merge_patch(PODS, meta["name"], {"status": pod["status"]}, meta["namespace"], "status")
+            rest.merge_patch(
+                PODS, meta["name"], {"status": pod["status"]}, meta["namespace"], "status"
+            )
 
         with ThreadPoolExecutor(self.workers) as pool:
             list(
@@ -550,11 +552,12 @@ class Cluster:
         if latest is not None:
             self._on_sample(latest)
         else:
-            # the sampler waits for the caches in steps of its clock: move it past one step,
+            # The sampler waits for the caches in steps of its clock: move it past one step,
             # by a binary fraction so that every later reading stays exact (status cadences
-            # compare differences of readings with their interval)
+            # compare differences of readings with their interval). Had it sampled meanwhile,
+            # its next sample is still due one interval after that one.
             self.clock.advance(0.25)
-        self._wait(lambda: self._sample_at(self.clock.now()), 600, "the first sample")
+        self._wait(lambda: self._last_sample is not None, 600, "the first sample")
         self.settle()
         self.idle_rate = self.idle_cpu_rate()
         return self.operator
