@@ -528,7 +528,7 @@ class Cluster:
 
     # -- the operator ------------------------------------------------------------------------
 
-    def start_operator(self, *, log_level: str = "warning") -> Operator:
+    def start_operator(self, *, log_level: str = "warning", measure_idle: bool = True) -> Operator:
         assert self.emulator is not None
         configure_logging("console", log_level, stream=sys.stderr)
         config = OperatorConfig(
@@ -559,7 +559,8 @@ class Cluster:
             self.clock.advance(0.25)
         self._wait(lambda: self._last_sample is not None, 600, "the first sample")
         self.settle()
-        self.idle_rate = self.idle_cpu_rate()
+        if measure_idle:
+            self.idle_rate = self.idle_cpu_rate()
         return self.operator
 
     def _on_sample(self, sample: Sample) -> None:

@@ -37,16 +37,19 @@ from infercost.testing.scenario import NAMESPACES
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (500, 2000)
-SMALL_SIZES = (20, 60)
+SMALL_SIZES = (20, 40)
 
 
-def child(pods: int) -> dict[str, object]:
-    shape = Shape(pods=pods, profiles=10, reports=40, budgets=20, namespaces=20)
+def child(pods: int, small: bool) -> dict[str, object]:
+    if small:
+        shape = Shape(pods=pods, profiles=2, reports=8, budgets=4, namespaces=4)
+    else:
+        shape = Shape(pods=pods, profiles=10, reports=40, budgets=20, namespaces=20)
     with Cluster(shape) as cluster:
         gc.collect()
         rss_before = current_rss_mb()
-        tracemalloc.start(16)
-        cluster.start_operator()
+        tracemalloc.start(8)
+        cluster.start_operator(measure_idle=False)
         for _ in range(2):
             cluster.cycle(traffic=True)
         gc.collect()
@@ -71,11 +74,12 @@ def child(pods: int) -> dict[str, object]:
     }
 
 
-def run_child(pods: int) -> dict[str, object]:
+def run_child(pods: int, small: bool) -> dict[str, object]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "memory", "--child", str(pods)],
+        [sys.executable, "-m", "bench", "memory", "--child", str(pods)]
+        + (["--small"] if small else []),
         check=False,
         capture_output=True,
         text=True,
@@ -168,13 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child)), flush=True)
+        print(json.dumps(child(args.child, args.small)), flush=True)
         return 0
     sizes = SMALL_SIZES if args.small else SIZES
     rows = []
     for pods in sizes:
         started = time.monotonic()
-        rows.append(run_child(pods))
+        rows.append(run_child(pods, args.small))
         log(
             f"{pods} pods: {int(str(rows[-1]['traced_bytes'])) / 1e6:.1f} MB traced "
             f"({time.monotonic() - started:.0f} s)"
