@@ -6,11 +6,12 @@ and namespaces, so that only pods (four to a node) grow. ``tracemalloc`` starts 
 operator does; after two booked cycles, what is still allocated is everything the operator
 keeps: the informer caches, the sampler's and the ledger's state, the controllers' and
 collectors' state. ``bytes_per_pod`` is the slope between two sizes, so fixed costs cancel; the
-slope is also broken down by component: the outermost ``infercost`` module on each
-allocation's stack, i.e. the thread that allocated it (``kube/informer.py``: the caches;
-``collect/scraping.py``: the scrape workers; ``controllers/sampling.py``: the sampler, which
-also books the ledger as its listener). ``pod_cache_bytes_per_cached_pod`` is the informers'
-part per pod in the cache (inference pods and exporter pods).
+slope is also broken down by component: ``ledger`` for what was allocated while booking,
+else the outermost ``infercost`` module on the allocation's recorded stack, i.e. the thread
+that made it (``kube/informer.py``: the caches; ``collect/scraping.py``: the scrape workers;
+``controllers/sampling.py``: the sampler and the sample it keeps).
+``pod_cache_bytes_per_cached_pod`` is the informers' part per pod in the cache (inference pods
+and exporter pods).
 
 The emulator part times a LIST of every pod and the ADDED events a watch receives while pods
 are created, through the real ``kubernetes`` client configuration and ``RestClient``.
@@ -44,6 +45,7 @@ SIZES = (500, 2000)
 SMALL_SIZES = (20, 40)
 INFORMERS = "infercost/kube/informer.py"
 """What the informer threads allocated and still hold: the caches."""
+LEDGER = ("infercost/engine/ledger.py", "infercost/controllers/ledger.py")
 
 
 def child(pods: int, small: bool) -> dict[str, object]:
@@ -65,13 +67,7 @@ def child(pods: int, small: bool) -> dict[str, object]:
         rss_after = current_rss_mb()
     by_module: Counter[str] = Counter()
     for stat in snapshot.statistics("traceback"):
-        where = "(outside infercost)"
-        for frame in stat.traceback:  # oldest first: the component whose thread allocated it
-            name = frame.filename.replace(os.sep, "/")
-            if "/infercost/" in name and "/infercost/testing/" not in name:
-                where = "infercost/" + name.rsplit("/infercost/", 1)[1]
-                break
-        by_module[where] += stat.size
+        by_module[_component(stat.traceback)] += stat.size
     return {
         "pods": pods,
         "cached_pods": pods + shape.nodes,  # every node also runs a DCGM exporter pod
@@ -79,6 +75,19 @@ def child(pods: int, small: bool) -> dict[str, object]:
         "rss_growth_mb": round(rss_after - rss_before, 2),
         "by_module": dict(by_module),
     }
+
+
+def _component(traceback: tracemalloc.Traceback) -> str:
+    """Who keeps an allocation: the ledger when it was made while booking, else the outermost
+    ``infercost`` module among the recorded frames (the thread that made it)."""
+    modules = []
+    for frame in traceback:  # oldest first
+        name = frame.filename.replace(os.sep, "/")
+        if "/infercost/" in name and "/infercost/testing/" not in name:
+            modules.append("infercost/" + name.rsplit("/infercost/", 1)[1])
+    if any(m in LEDGER for m in modules):
+        return "ledger"
+    return modules[0] if modules else "(outside infercost)"
 
 
 def run_child(pods: int, small: bool) -> dict[str, object]:
