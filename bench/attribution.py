@@ -8,21 +8,23 @@ pods served nothing, pods serving several models, and each profile's pool GPU (a
 A plain-Python loop doing the same split is timed too, and must agree with the step before
 anything is timed.
 
-How it is measured (CPU time of this thread, best of several rounds, both sides alternating):
+How it is measured (CPU time of this thread, both sides alternating round by round):
 
 - first in the allocator's default state, as the operator runs it: the step's time and page
   faults per call;
 - then with the allocator's thresholds fixed (:func:`bench._timing.pin_allocator`), *cold*:
   before every timed call the caches are flushed by writing a buffer four times the size of the
   last-level cache, so the copy really is memory-bound (the input, ~9 MB, would otherwise sit in
-  cache and the "memory pass" would run at cache speed). ``ratio_to_copy`` is this one;
-- and *warm* (no flush), reported as ``ratio_to_copy_warm``.
+  cache and the "memory pass" would run at cache speed). ``ratio_to_copy`` is this one, of the
+  medians;
+- and *warm* (no flush, best of the rounds), reported as ``ratio_to_copy_warm``.
 
 Run: ``python -m bench attribution [--small] [--nodes N] [--pods N]``.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -254,12 +256,14 @@ def alternating(
     rounds: int,
     before: Callable[[], object] | None = None,
 ) -> tuple[float, float]:
-    """Best CPU time of each, measured in alternation (one round of each at a time)."""
-    best_step = best_copy = float("inf")
+    """Median CPU time of each, measured in alternation (one round of each at a time). The
+    median, not the best: a flushed cache makes every round pay the same misses, and the best
+    of a memory-bound copy is its luckiest round."""
+    steps, copies = [], []
     for _ in range(rounds):
-        best_step = min(best_step, _timed(step, before))
-        best_copy = min(best_copy, _timed(copy, before))
-    return best_step, best_copy
+        steps.append(_timed(step, before))
+        copies.append(_timed(copy, before))
+    return statistics.median(steps), statistics.median(copies)
 
 
 def main(argv: list[str] | None = None) -> int:
