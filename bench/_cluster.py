@@ -28,6 +28,7 @@ import datetime as dt
 import gc
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,8 @@ class CycleResult:
     cpu_seconds: float
     wall_seconds: float
     writes: dict[str, int]
+    by_thread: dict[str, float] = attrs.field(factory=dict)
+    """CPU seconds per kind of thread (``scrape``, ``sampler``, ``usagereport-worker``, …)."""
 
     @property
     def total_writes(self) -> int:
@@ -127,6 +130,24 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 
 def _module_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-c", _RUN_MODULE, module, *args]
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of every live thread of this process, summed by name without its number
+    (``scrape-7`` → ``scrape``), read from /proc (Linux; empty elsewhere)."""
+    clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        tid = thread.native_id
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / clock_ticks
+        kind = re.sub(r"[-_]?\d+$", "", thread.name) or thread.name
+        out[kind] = out.get(kind, 0.0) + seconds
+    return out
 
 
 def _env() -> dict[str, str]:
@@ -626,6 +647,7 @@ class Cluster:
         assert self.emulator is not None and self.fleet is not None
         assert self.operator is not None and self.operator.context is not None
         self.emulator.clear_requests()
+        threads_before = thread_cpu_seconds()
         wall, cpu = time.monotonic(), time.process_time()
         if traffic:
             self.fleet.set_step(self.fleet.step + 1)
@@ -637,6 +659,12 @@ class Cluster:
         self.settle()
         wall_used = time.monotonic() - wall
         cpu_used = max(0.0, time.process_time() - cpu - self.idle_rate * wall_used)
+        threads_after = thread_cpu_seconds()
+        by_thread = {
+            kind: round(seconds - threads_before.get(kind, 0.0), 2)
+            for kind, seconds in threads_after.items()
+            if seconds - threads_before.get(kind, 0.0) >= 0.01
+        }
         writes: Counter[str] = Counter()
         for r in self.emulator.requests():
             if r.get("verb") not in WRITE_VERBS or r.get("user_agent", "").startswith("bench"):
@@ -649,7 +677,7 @@ class Cluster:
             else:
                 kind = resource
             writes[kind] += 1
-        return CycleResult(cpu_used, wall_used, dict(writes))
+        return CycleResult(cpu_used, wall_used, dict(writes), by_thread)
 
     def checkpoint_bytes(self) -> dict[str, int]:
         """Bytes of the ledger's ConfigMaps (binaryData as stored, decoded from base64)."""

@@ -50,8 +50,10 @@ def run(shape: Shape, *, cycles: int, warmup: int, frozen: int) -> dict[str, obj
         rss = current_rss_mb()
         idle_rate = cluster.idle_rate
     writes: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     for result in traffic:
         writes.update(result.writes)
+        threads.update(result.by_thread)
     cpu = [r.cpu_seconds for r in traffic]
     per_cycle = statistics.median(cpu) if cpu else 0.0
     return {
@@ -70,6 +72,11 @@ def run(shape: Shape, *, cycles: int, warmup: int, frozen: int) -> dict[str, obj
         if traffic
         else 0.0,
         "idle_cpu_rate_subtracted": round(idle_rate, 4),
+        "cpu_seconds_per_cycle_by_thread": {
+            kind: round(seconds / len(traffic), 3) for kind, seconds in threads.most_common()
+        }
+        if traffic
+        else {},
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "target_rss_mb": 300,
