@@ -28,6 +28,7 @@ import datetime as dt
 import gc
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -106,23 +107,47 @@ class CycleResult:
     cpu_seconds: float
     wall_seconds: float
     writes: dict[str, int]
+    by_thread: dict[str, float] = attrs.field(factory=dict)
+    """CPU seconds per kind of thread (``scrape``, ``sampler``, ``usagereport-worker``, …)."""
 
     @property
     def total_writes(self) -> int:
         return sum(self.writes.values())
 
 
-def _python() -> list[str]:
-    return [sys.executable]
+# Runs a module as ``python -m`` would, after asking Linux to end it when its parent ends (a
+# benchmark stopped by a signal leaves no emulator or fleet behind).
+_RUN_MODULE = """
+import ctypes, runpy, signal, sys
+try:
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: end with the benchmark process, however that ends (Linux)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-        import signal
+def _module_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", _RUN_MODULE, module, *args]
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of every live thread of this process, summed by name without its number
+    (``scrape-7`` → ``scrape``), read from /proc (Linux; empty elsewhere)."""
+    clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        tid = thread.native_id
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / clock_ticks
+        kind = re.sub(r"[-_]?\d+$", "", thread.name) or thread.name
+        out[kind] = out.get(kind, 0.0) + seconds
+    return out
 
 
 def _env() -> dict[str, str]:
@@ -159,9 +184,7 @@ class Emulator:
     def __init__(self, workdir: Path) -> None:
         self.kubeconfig = workdir / "kubeconfig"
         self.proc = subprocess.Popen(
-            [
-                *_python(),
-                "-m",
+            _module_command(
                 "infercost.testing.kubesim",
                 "--port",
                 "0",
@@ -175,12 +198,11 @@ class Emulator:
                 OPERATOR_NAMESPACE,
                 "--watch-history",
                 "100000",
-            ],
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             env=_env(),
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (prctl only; no locks taken)
         )
         self.url = _read_line(self.proc, "kubesim ready on ", "the API emulator", 60)
         self.rest = RestClient(load_api_client(str(self.kubeconfig)), user_agent="bench-setup")
@@ -214,14 +236,13 @@ class FleetProcess:
 
     def __init__(self, endpoints: list[dict[str, Any]]) -> None:
         self.proc = subprocess.Popen(
-            [*_python(), "-m", "bench._fleet"],
+            _module_command("bench._fleet"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             env=_env(),
             cwd=ROOT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (prctl only; no locks taken)
         )
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"endpoints": endpoints}) + "\n")
@@ -528,7 +549,7 @@ class Cluster:
 
     # -- the operator ------------------------------------------------------------------------
 
-    def start_operator(self, *, log_level: str = "warning") -> Operator:
+    def start_operator(self, *, log_level: str = "warning", measure_idle: bool = True) -> Operator:
         assert self.emulator is not None
         configure_logging("console", log_level, stream=sys.stderr)
         config = OperatorConfig(
@@ -552,13 +573,15 @@ class Cluster:
         if latest is not None:
             self._on_sample(latest)
         else:
-            # the sampler waits for the caches in steps of its clock: move it past one step,
+            # The sampler waits for the caches in steps of its clock: move it past one step,
             # by a binary fraction so that every later reading stays exact (status cadences
-            # compare differences of readings with their interval)
+            # compare differences of readings with their interval). Had it sampled meanwhile,
+            # its next sample is still due one interval after that one.
             self.clock.advance(0.25)
-        self._wait(lambda: self._sample_at(self.clock.now()), 600, "the first sample")
+        self._wait(lambda: self._last_sample is not None, 600, "the first sample")
         self.settle()
-        self.idle_rate = self.idle_cpu_rate()
+        if measure_idle:
+            self.idle_rate = self.idle_cpu_rate()
         return self.operator
 
     def _on_sample(self, sample: Sample) -> None:
@@ -624,6 +647,7 @@ class Cluster:
         assert self.emulator is not None and self.fleet is not None
         assert self.operator is not None and self.operator.context is not None
         self.emulator.clear_requests()
+        threads_before = thread_cpu_seconds()
         wall, cpu = time.monotonic(), time.process_time()
         if traffic:
             self.fleet.set_step(self.fleet.step + 1)
@@ -635,6 +659,12 @@ class Cluster:
         self.settle()
         wall_used = time.monotonic() - wall
         cpu_used = max(0.0, time.process_time() - cpu - self.idle_rate * wall_used)
+        threads_after = thread_cpu_seconds()
+        by_thread = {
+            kind: round(seconds - threads_before.get(kind, 0.0), 2)
+            for kind, seconds in threads_after.items()
+            if seconds - threads_before.get(kind, 0.0) >= 0.01
+        }
         writes: Counter[str] = Counter()
         for r in self.emulator.requests():
             if r.get("verb") not in WRITE_VERBS or r.get("user_agent", "").startswith("bench"):
@@ -647,7 +677,7 @@ class Cluster:
             else:
                 kind = resource
             writes[kind] += 1
-        return CycleResult(cpu_used, wall_used, dict(writes))
+        return CycleResult(cpu_used, wall_used, dict(writes), by_thread)
 
     def checkpoint_bytes(self) -> dict[str, int]:
         """Bytes of the ledger's ConfigMaps (binaryData as stored, decoded from base64)."""

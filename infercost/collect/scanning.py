@@ -5,7 +5,8 @@ Inference servers expose pages of 50–500 KB of which the operator needs a hand
 parser costs far more than the rest of a sampling cycle, so this module:
 
 1. checks the shape of the whole body with C-speed byte operations (binary garbage, HTML, JSON,
-   the quoted-JSON string some llama.cpp builds served, a body cut off mid-line), and
+   the quoted-JSON string some llama.cpp builds served, a body cut off mid-line, a line that
+   starts with anything but a name, a brace or a comment), and
 2. finds the lines of the requested series with ``bytes.find`` on their exact names, and parses
    only those lines (labels with escapes, value, optional timestamp).
 
@@ -15,7 +16,10 @@ unusual one means: one regular-expression pass checks every line start and looks
 OpenMetrics ``# EOF`` at once; names sharing a stem (``x_total``, ``x_created``,
 ``x_cached_total``) are found with one ``bytes.find`` pass per stem; a sample line with plain
 labels, one space and a number is read with one match, and its label set is parsed once per page
-(every counter of a server repeats the same few label sets).
+(every counter of a server repeats the same few label sets). Control bytes inside a line are
+looked for only in a body that is not ASCII: ``prometheus_client`` reads them, and binary data
+is hardly ever ASCII. ``python -m bench scanner`` measures all this against
+``prometheus_client``.
 
 It must agree with ``prometheus_client.parser`` on every sample it returns (a test compares them
 on every fixture page). It does not build metric families, read HELP/TYPE lines, or validate the
@@ -64,9 +68,10 @@ _LABEL = re.compile(rb'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|
 _ESCAPE = re.compile(rb'\\[\\n"]')
 _ESCAPES = {b"\\\\": b"\\", b"\\n": b"\n", b'\\"': b'"'}
 _EOF = re.compile(rb"(?:^|(?<=\n))# EOF[ \t]*\r?(?:\n|$)")
-# One pass over an ordinary page: a match is either a bad line start or an EOF line, and sends the
-# body to the exact checks above.
-_UNUSUAL_LINE = re.compile(rb"\n(?:[ \t]*+[^#a-zA-Z_:{ \t\r\n]|# EOF[ \t]*\r?(?:\n|\Z))")
+# One pass over an ordinary page, whose every line starts with a name, a brace or '#': a line
+# that starts otherwise (blank, empty, a bad character) or an EOF comment sends the body to the
+# exact checks above.
+_UNUSUAL_LINE = re.compile(rb"\n(?:[^#a-zA-Z_:{]|# EOF)")
 # The rest of an ordinary sample line after its name: plain labels (no escapes, no blanks, no
 # trailing comma), one space, a number, optionally one space and an integer timestamp.
 _PLAIN_LABEL = rb'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"'
@@ -107,12 +112,15 @@ def check_text(body: bytes) -> bytes:
     stripped = body.lstrip()
     if not stripped:
         return b""
-    if body.translate(None, _ALLOWED_BYTES):  # NUL is not allowed either
-        bad = next(i for i, b in enumerate(body) if b not in _ALLOWED_BYTES)
-        raise NotPrometheusTextError(
-            f"not Prometheus text: binary data (byte 0x{body[bad]:02x} at offset {bad})"
-        )
+    # Binary data: a control byte at the start of a line is caught with the line starts below;
+    # anywhere else it is looked for only in a body that is not ASCII (binary data is hardly
+    # ever ASCII, and prometheus_client itself reads control bytes inside lines).
     if not body.isascii():
+        if body.translate(None, _ALLOWED_BYTES):  # NUL is not allowed either
+            bad = next(i for i, b in enumerate(body) if b not in _ALLOWED_BYTES)
+            raise NotPrometheusTextError(
+                f"not Prometheus text: binary data (byte 0x{body[bad]:02x} at offset {bad})"
+            )
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -244,28 +252,54 @@ class MetricsScanner:
         text = body if checked else check_text(body)
         found: dict[str, list[Sample]] = {name: [] for name in self.names}
         label_sets: dict[bytes | None, Labels] = {None: ()}
-        for stem, members in self._stems:
-            pos = text.find(stem)
+        for stem in self._stems:
+            needle, plain_line, names = stem.needle, stem.plain_line.match, stem.names
+            pos = text.find(needle)
             while pos >= 0:
                 nxt_pos = pos + 1
-                if (pos == 0 or text[pos - 1] == 10 or _at_line_start(text, pos)) and (
-                    match := _member_at(text, pos, members)
-                ):
-                    name, after = match
-                    sample, nxt_pos = _read_sample(name, text, after, label_sets)
-                    found[name].append(sample)
-                pos = text.find(stem, nxt_pos)
+                if pos == 0 or text[pos - 1] == 10 or _at_line_start(text, pos):
+                    sample = None
+                    plain = plain_line(text, pos)
+                    if plain is not None:
+                        # an ordinary line; when it is not one after all (a repeated label, a
+                        # value that is no number) the general parser below names the error
+                        name, raw, value, stamp = plain.groups()
+                        labels = label_sets.get(raw)
+                        if labels is None and (labels := _plain_labels(raw)) is not None:
+                            label_sets[raw] = labels
+                        if labels is not None:
+                            try:
+                                number = float(value)
+                                at = float(stamp) if stamp else None
+                            except ValueError:
+                                pass
+                            else:
+                                sample = Sample(names[name], labels, number, at)
+                                nxt_pos = plain.end()
+                    if sample is None and (member := _member_at(text, pos, stem.members)):
+                        sample, nxt_pos = _read_sample(member[0], text, member[1])
+                    if sample is not None:
+                        found[sample.name].append(sample)
+                pos = text.find(needle, nxt_pos)
         return found
 
 
-def _stems(names: tuple[str, ...]) -> list[tuple[bytes, tuple[tuple[str, bytes], ...]]]:
-    """Group names by a shared stem so that one ``find`` pass serves them all.
+@attrs.frozen
+class _Stem:
+    """Requested names sharing a stem: one ``find`` pass finds them all."""
 
-    A name's stem is the name without its last ``_suffix`` (``x_tokens`` for ``x_tokens_total``
-    and ``x_tokens_created``) when that leaves at least 8 characters; a stem that starts with a
-    shorter one joins it. Members are tried longest first, so ``x_total`` never shadows
-    ``x_total_more``.
-    """
+    needle: bytes
+    members: tuple[tuple[str, bytes], ...]
+    """(name, its bytes), longest first, so ``x_total`` never shadows ``x_total_more``."""
+    names: dict[bytes, str]
+    plain_line: re.Pattern[bytes]
+    """A whole ordinary sample line of one of the members (see :data:`_PLAIN_REST`)."""
+
+
+def _stems(names: tuple[str, ...]) -> list[_Stem]:
+    """Group names by a shared stem: a name's stem is the name without its last ``_suffix``
+    (``x_tokens`` for ``x_tokens_total`` and ``x_tokens_created``) when that leaves at least 8
+    characters; a stem that starts with a shorter one joins it."""
     own: dict[str, str] = {}
     for name in names:
         cut = name.rfind("_")
@@ -278,13 +312,19 @@ def _stems(names: tuple[str, ...]) -> list[tuple[bytes, tuple[tuple[str, bytes],
     for name in names:
         root = next(r for r in roots if own[name].startswith(r))
         groups[root].append(name)
-    return [
-        (
-            root.encode("ascii"),
-            tuple((n, n.encode("ascii")) for n in sorted(members, key=len, reverse=True)),
+    out = []
+    for root, group in groups.items():
+        members = tuple((n, n.encode("ascii")) for n in sorted(group, key=len, reverse=True))
+        either = b"|".join(re.escape(needle) for _, needle in members)
+        out.append(
+            _Stem(
+                needle=root.encode("ascii"),
+                members=members,
+                names={needle: name for name, needle in members},
+                plain_line=re.compile(b"(" + either + b")" + _PLAIN_REST.pattern),
+            )
         )
-        for root, members in groups.items()
-    ]
+    return out
 
 
 def _member_at(
@@ -302,24 +342,8 @@ def _member_at(
     return None
 
 
-def _read_sample(
-    name: str, text: bytes, after: int, label_sets: dict[bytes | None, Labels]
-) -> tuple[Sample, int]:
+def _read_sample(name: str, text: bytes, after: int) -> tuple[Sample, int]:
     """Parse the sample line of ``name`` whose name ends at ``after``; also return the line end."""
-    plain = _PLAIN_REST.match(text, after)
-    if plain is not None:
-        raw, value, stamp = plain.groups()
-        labels = label_sets.get(raw)
-        if labels is None:
-            labels = _plain_labels(raw)
-        if labels is not None:
-            label_sets[raw] = labels
-            try:
-                return Sample(
-                    name, labels, float(value), float(stamp) if stamp else None
-                ), plain.end()
-            except ValueError:
-                pass  # not a number after all: the general parser names the error
     end = text.find(b"\n", after)
     if end < 0:
         end = len(text)

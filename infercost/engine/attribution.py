@@ -70,7 +70,8 @@ class Attribution:
     gpu_remainder: FloatArray
     """Per GPU, the fraction that is idle."""
     # Where each GPU's cost went, kept to answer :meth:`rows_of`: holdings (rule 1, shares
-    # scaled), the token shares of nodes whose GPUs are shared (rule 2), and entry weights.
+    # scaled), the token shares of nodes whose GPUs are shared (rule 2), and what splits a
+    # pod over its entries (rule 3).
     hold_gpu: IntArray
     hold_pod: IntArray
     hold_share: FloatArray
@@ -81,7 +82,8 @@ class Attribution:
     share_weight: FloatArray
     entry_ptr: IntArray
     entry_key: IntArray
-    entry_weight: FloatArray
+    entry_tokens: FloatArray
+    pod_tokens: FloatArray
     _index: dict[str, IntArray] = attrs.field(factory=dict, eq=False, repr=False)
 
     def rows_of(self, gpu: int) -> list[tuple[int, float]]:
@@ -94,8 +96,12 @@ class Attribution:
         rows: list[tuple[int, float]] = []
         for pod, share in zip(pods.tolist(), shares.tolist(), strict=True):
             start, end = int(self.entry_ptr[pod]), int(self.entry_ptr[pod + 1])
+            total = float(self.pod_tokens[pod])
             keys = self.entry_key[start:end].tolist()
-            weights = (self.entry_weight[start:end] * share).tolist()
+            if total > 0:
+                weights = (self.entry_tokens[start:end] / total * share).tolist()
+            else:
+                weights = [share / (end - start)] * (end - start)
             rows.extend(zip(keys, weights, strict=True))
         return rows
 
@@ -120,30 +126,26 @@ def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
 
 def attribute(inp: AttributionInput) -> Attribution:
     """Cost goes GPU → pods → entries: a held GPU to its holders, a shared node's GPUs (summed
-    first) to its pods by tokens, a pod's receipts to its entries. It runs one component at a
-    time on 1-D vectors and frees what it no longer reads: on a 100,000-pod cluster, gathering
-    rows of 2-D arrays and keeping dead temporaries cost more (in page faults) than the
-    arithmetic itself.
+    first) to its pods by tokens, a pod's receipts to its entries. Most pods have one entry, so
+    an assignment (a holding, or a pod's token share of its node) goes straight to its pod's
+    key; only pods with several entries are expanded to their entries. It runs one component
+    at a time on 1-D vectors and frees what it no longer reads: on a 100,000-pod cluster,
+    gathering rows of 2-D arrays and keeping dead temporaries cost more (in page faults) than
+    the arithmetic itself.
 
     Node-indexed arrays have one spare slot at the end, so that node −1 (a pool GPU, read
     through numpy's negative indexing) lands in a slot that is never set.
     """
     n_gpus = len(inp.gpu_node)
     n_pods = len(inp.pod_node)
-    n_entries = len(inp.entry_key)
     n_components = inp.gpu_amounts.shape[1]
     counts = np.diff(inp.entry_ptr)
     # the pod of each entry: +1 at each pod's first entry (bincount: pods may have none)
+    n_entries = len(inp.entry_key)
     entry_pod = np.cumsum(np.bincount(inp.entry_ptr[1:-1], minlength=n_entries + 1)[:n_entries])
     pod_tokens = _sum_by(entry_pod, inp.entry_tokens, n_pods)
-
-    # rule 3: entry weights inside a pod, by tokens, or evenly in a pod that served none
-    # (tokens are never negative, so a silent pod's entries all have 0: add 1 to each)
-    silent = pod_tokens <= 0
-    entry_weight = inp.entry_tokens + silent.take(entry_pod)
-    entry_weight /= (pod_tokens + silent * counts).take(entry_pod)
-    entry_active = inp.entry_tokens > 0
-    entry_active &= inp.pod_inference.take(entry_pod)
+    del entry_pod
+    silent = pod_tokens <= 0  # rule 3: such a pod's cost is split evenly over its entries
 
     # rule 1: holders, at most the whole GPU in total
     held = _sum_by(inp.hold_gpu, inp.hold_share, n_gpus)
@@ -165,37 +167,42 @@ def attribute(inp: AttributionInput) -> Attribution:
     share_weight = pod_tokens.take(share_pod) / node_tokens.take(share_node)
     # a holder without entries passes nothing on (rule 5 below)
     passed = hold_share * (counts.take(inp.hold_pod) > 0)
-    # free what the loop does not read: the loop's buffers reuse the memory
-    del pod_tokens, silent, held, sharing, node_tokens, shared
+    del held, sharing, node_tokens, shared
 
-    # What each assignment (a holding, or a pod's token share of its node) gives, per
-    # component, goes straight to its key when its pod has one entry (most pods); the others
-    # go to their pods first, then to those pods' entries. Key slot n_keys collects what the
-    # direct pass must skip.
+    # Assignments: a pod with one entry has its key here (slot n_keys collects the others,
+    # which go to their pods first, then to their entries).
     receiver = np.concatenate((inp.hold_pod, share_pod))
     receiver_entries = counts.take(receiver)
     single = receiver_entries == 1
     first_entry = inp.entry_ptr.take(receiver)
     direct_key = inp.entry_key.take(first_entry, mode="clip")
-    np.putmask(direct_key, ~single, inp.n_keys)
-    direct_active = single & entry_active.take(first_entry, mode="clip")
+    direct_key[~single] = inp.n_keys
+    direct_active = inp.entry_tokens.take(first_entry, mode="clip") > 0
+    direct_active &= single
+    direct_active &= inp.pod_inference.take(receiver)
     multi = np.flatnonzero(receiver_entries > 1)
     multi_receiver = receiver.take(multi)
     is_multi = np.zeros(n_pods, dtype=bool)
     is_multi[multi_receiver] = True
     multi_pods = np.flatnonzero(is_multi)
-    multi_slot = np.searchsorted(multi_pods, multi_receiver)
+    slot_of_pod = np.empty(n_pods, dtype=np.int64)  # read only at multi_pods
+    slot_of_pod[multi_pods] = np.arange(len(multi_pods))
+    multi_slot = slot_of_pod.take(multi_receiver)
     multi_counts = counts.take(multi_pods)
-    # entries of those pods, CSR-expanded: the slot each belongs to and its entry index
+    # the entries of those pods, CSR-expanded: the slot each belongs to, its index, its weight
     multi_owner = np.repeat(np.arange(len(multi_pods)), multi_counts)
     multi_entry = np.arange(len(multi_owner)) + (
         inp.entry_ptr.take(multi_pods) - (np.cumsum(multi_counts) - multi_counts)
     ).take(multi_owner)
     multi_key = inp.entry_key.take(multi_entry)
-    multi_weight = entry_weight.take(multi_entry)
-    multi_active = entry_active.take(multi_entry)
-    del receiver, receiver_entries, single, first_entry, entry_pod, entry_active, counts
-    del multi_receiver, is_multi
+    multi_tokens = inp.entry_tokens.take(multi_entry)
+    multi_pod_tokens = pod_tokens.take(multi_pods)
+    multi_silent = (multi_pod_tokens <= 0).take(multi_owner)
+    multi_weight = np.where(multi_silent, 1.0, multi_tokens)
+    multi_weight /= np.where(multi_pod_tokens > 0, multi_pod_tokens, multi_counts).take(multi_owner)
+    multi_active = (multi_tokens > 0) & inp.pod_inference.take(multi_pods).take(multi_owner)
+    del receiver, receiver_entries, single, first_entry, counts, silent
+    del multi_receiver, is_multi, slot_of_pod, multi_tokens, multi_silent, multi_pod_tokens
 
     given = np.empty(len(direct_key))
     given_held, given_shared = given[: len(inp.hold_pod)], given[len(inp.hold_pod) :]
@@ -204,10 +211,16 @@ def attribute(inp: AttributionInput) -> Attribution:
     # the rows of the GPUs read below, gathered once (a strided column gather costs 4× more)
     held_amounts = inp.gpu_amounts.take(inp.hold_gpu, axis=0)
     shared_amounts = inp.gpu_amounts.take(shared_gpus, axis=0)
+    # the shared nodes' totals, every component in one bincount (slot: node, component)
+    node_slot = shared_node[:, None] * n_components + np.arange(n_components)
+    node_amounts = _sum_by(
+        node_slot.ravel(), shared_amounts.ravel(), (inp.n_nodes + 1) * n_components
+    ).reshape(inp.n_nodes + 1, n_components)
+    node_amounts = np.ascontiguousarray(node_amounts.T)  # a row per component
+    del node_slot, shared_amounts
     for c in range(n_components):
         np.multiply(held_amounts[:, c], hold_share, out=given_held)
-        node_c = _sum_by(shared_node, shared_amounts[:, c], inp.n_nodes + 1)
-        np.multiply(node_c.take(share_node), share_weight, out=given_shared)
+        np.multiply(node_amounts[c].take(share_node), share_weight, out=given_shared)
         to_keys = _sum_by(direct_key, given, inp.n_keys + 1)[: inp.n_keys]
         pods_c = _sum_by(multi_slot, given.take(multi), len(multi_pods))
         entries_c = pods_c.take(multi_owner)
@@ -219,25 +232,24 @@ def attribute(inp: AttributionInput) -> Attribution:
             entries_c *= multi_active
             key_active = _sum_by(direct_key, given, inp.n_keys + 1)[: inp.n_keys]
             key_active += _sum_by(multi_key, entries_c, inp.n_keys)
-    del given, given_held, given_shared, held_amounts, shared_amounts
+    del given, given_held, given_shared, held_amounts, node_amounts
 
     # rule 5: the rest is idle
     remainder = 1.0 - _sum_by(inp.hold_gpu, passed, n_gpus)
     np.clip(remainder, 0.0, 1.0, out=remainder)
     remainder[shared_gpus] = 0.0
     idle_gpus = np.flatnonzero(remainder > 0)
-    idle_group = inp.gpu_group.take(idle_gpus)
-    idle_part = remainder.take(idle_gpus)
-    idle = np.empty((inp.n_groups, n_components))
-    for c in range(n_components):
-        column = inp.gpu_amounts[:, c]
-        idle[:, c] = _sum_by(idle_group, column[idle_gpus] * idle_part, inp.n_groups)
+    idle_rows = inp.gpu_amounts.take(idle_gpus, axis=0)
+    idle_rows *= remainder.take(idle_gpus)[:, None]
+    # every component in one bincount: slot (group, component) of the flattened rows
+    idle_slot = inp.gpu_group.take(idle_gpus)[:, None] * n_components + np.arange(n_components)
+    idle = _sum_by(idle_slot.ravel(), idle_rows.ravel(), inp.n_groups * n_components)
     gpu_shared_node = np.full(n_gpus, -1, dtype=np.int64)
     gpu_shared_node[shared_gpus] = shared_node
     return Attribution(
         key_amounts=key_amounts,
         key_active_seconds=key_active,
-        idle_amounts=idle,
+        idle_amounts=idle.reshape(inp.n_groups, n_components),
         gpu_remainder=remainder,
         hold_gpu=inp.hold_gpu,
         hold_pod=inp.hold_pod,
@@ -248,5 +260,6 @@ def attribute(inp: AttributionInput) -> Attribution:
         share_weight=share_weight,
         entry_ptr=inp.entry_ptr,
         entry_key=inp.entry_key,
-        entry_weight=entry_weight,
+        entry_tokens=inp.entry_tokens,
+        pod_tokens=pod_tokens,
     )
