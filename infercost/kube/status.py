@@ -126,6 +126,13 @@ class StatusRules:
         return parse_time(status.get(self.data_time_field))
 
 
+CADENCE_SLACK_SECONDS = 0.001
+"""A cadence write due in less than this is due now. Without it, an interval that ends a few
+ulps from now (60 − 59.99999999999991) asks to be retried after a delay the clock cannot
+represent: the work queue hands the key back at once and the controller spins until the clock
+moves."""
+
+
 @attrs.frozen
 class WriteDecision:
     """What :func:`decide_write` concluded: how much changed, and when a cadence change may be
@@ -154,8 +161,10 @@ def decide_write(
     """
     change = classify_change(current, desired, rules)
     if change is Change.CADENCE:
-        if since_last_write is not None and since_last_write < interval_seconds:
-            return WriteDecision(change, due_in=interval_seconds - since_last_write)
+        if since_last_write is not None:
+            due_in = interval_seconds - since_last_write
+            if due_in >= CADENCE_SLACK_SECONDS:
+                return WriteDecision(change, due_in=due_in)
         return WriteDecision(change)
     if change is Change.NONE and rules.refresh_intervals is not None:
         new = rules.data_time(desired)

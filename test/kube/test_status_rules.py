@@ -200,6 +200,15 @@ def test_significant_changes_are_written_at_once_cadence_ones_wait_for_the_inter
     assert decide_write(report(), money, RULES, 60.0, None).write_now, "nothing written yet"
 
 
+def test_a_cadence_write_due_within_rounding_of_the_interval_is_written_now() -> None:
+    # clock readings subtracted in floating point give 59.99999999999991 s, not 60 s: a requeue
+    # "after 9e-14 s" is no later than now, so a controller asked to wait would loop on the key
+    money = changed(estimatedCostUSD=2.0)
+    assert decide_write(report(), money, RULES, 60.0, 59.99999999999991).write_now
+    assert decide_write(report(), money, RULES, 60.0, 59.9995).write_now
+    assert decide_write(report(), money, RULES, 60.0, 59.99).due_in == 60.0 - 59.99
+
+
 def test_last_updated_alone_is_refreshed_every_ten_status_intervals() -> None:
     # The data time moves on with every sample that finds nothing changed; the status says so
     # once every 10 × 60 s, whatever was written in between.
