@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from infercost.api import GROUP, RESOURCE_TYPES, VERSION
 from infercost.controllers.config import OperatorConfig
 from infercost.kube.clock import Clock
-from infercost.kube.controller import Controller, Reconcile
+from infercost.kube.controller import Controller, Reconcile, UpdateFilter
 from infercost.kube.events import EventRecorder, ObjectRef
 from infercost.kube.health import HealthMetrics
 from infercost.kube.informer import Informer, InformerFactory
@@ -130,11 +130,13 @@ class OperatorContext:
         requires: Sequence[Informer] = (),
         workers: int = 1,
         resync_seconds: float | None = None,
+        primary_updates: UpdateFilter | None = None,
     ) -> Controller:
         return Controller(
             name,
             reconcile,
             primary=primary,
+            primary_updates=primary_updates,
             requires=requires,
             workers=workers,
             resync_seconds=resync_seconds,

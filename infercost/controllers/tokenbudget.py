@@ -58,7 +58,14 @@ from infercost.engine.ledger import Ledger
 from infercost.engine.periods import day_label
 from infercost.kube.clock import Clock
 from infercost.kube.conditions import find_condition, format_time, set_condition
-from infercost.kube.controller import DONE, RETRY, Controller, RequeueAfter, Result
+from infercost.kube.controller import (
+    DONE,
+    RETRY,
+    Controller,
+    RequeueAfter,
+    Result,
+    spec_or_metadata_changed,
+)
 from infercost.kube.events import NORMAL, WARNING, EventRecorder, ObjectRef
 from infercost.kube.rest import (
     ApiError,
@@ -885,7 +892,11 @@ def build_tokenbudget_controller(context: Any, keeper: LedgerKeeper) -> Controll
         object_ref=lambda obj: context.object_ref(TOKENBUDGET.kind, obj),
     )
     controller: Controller = context.controller(
-        "tokenbudget", reconciler.reconcile, primary=budgets
+        "tokenbudget",
+        reconciler.reconcile,
+        primary=budgets,
+        # every booking enqueues them all: the echo of our own status write is not news
+        primary_updates=spec_or_metadata_changed,
     )
 
     def enqueue_all(*_: Any) -> None:

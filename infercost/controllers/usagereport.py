@@ -33,7 +33,14 @@ from infercost.engine.periods import Period, day_start, period_of
 from infercost.engine.report import Figures, GroupFigures, report_figures
 from infercost.kube.clock import Clock
 from infercost.kube.conditions import find_condition, format_time, set_condition
-from infercost.kube.controller import DONE, RETRY, Controller, RequeueAfter, Result
+from infercost.kube.controller import (
+    DONE,
+    RETRY,
+    Controller,
+    RequeueAfter,
+    Result,
+    spec_or_metadata_changed,
+)
 from infercost.kube.events import EventRecorder, ObjectRef
 from infercost.kube.status import FieldClass, StatusRules, StatusWriter, WriteOutcome
 from infercost.outputs.reportmetrics import (
@@ -435,7 +442,11 @@ def build_usagereport_controller(
         object_ref=lambda obj: context.object_ref(USAGEREPORT.kind, obj),
     )
     controller: Controller = context.controller(
-        "usagereport", reconciler.reconcile, primary=reports
+        "usagereport",
+        reconciler.reconcile,
+        primary=reports,
+        # every booking enqueues them all: the echo of our own status write is not news
+        primary_updates=spec_or_metadata_changed,
     )
 
     def enqueue_all(*_: Any) -> None:

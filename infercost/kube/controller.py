@@ -33,7 +33,18 @@ from infercost.kube.informer import EventHandler, Informer
 from infercost.kube.transforms import object_key
 from infercost.kube.workqueue import RateLimiter, WorkQueue
 
-__all__ = ["DONE", "RETRY", "Controller", "Done", "Reconcile", "RequeueAfter", "Result", "Retry"]
+__all__ = [
+    "DONE",
+    "RETRY",
+    "Controller",
+    "Done",
+    "Reconcile",
+    "RequeueAfter",
+    "Result",
+    "Retry",
+    "UpdateFilter",
+    "spec_or_metadata_changed",
+]
 
 log = structlog.get_logger("infercost.kube.controller")
 
@@ -69,6 +80,28 @@ def _own_key(obj: Any) -> Iterable[str]:
     return (object_key(obj),)
 
 
+# Decides whether an update of an object is worth a reconcile (old, new → bool).
+UpdateFilter = Callable[[Any, Any], bool]
+
+
+def _meta(obj: Any) -> Any:
+    return obj.get("metadata") or {} if isinstance(obj, dict) else {}
+
+
+def spec_or_metadata_changed(old: Any, new: Any) -> bool:
+    """An update filter that lets through what the owner of a status must react to: a new
+    ``metadata.generation`` (the spec changed), new labels or annotations, a deletion mark.
+    It drops the echo of the controller's own status writes, which changes none of them.
+    Objects without a generation always pass."""
+    before, after = _meta(old), _meta(new)
+    if before.get("generation") is None or after.get("generation") is None:
+        return True
+    return any(
+        before.get(field) != after.get(field)
+        for field in ("generation", "labels", "annotations", "deletionTimestamp")
+    )
+
+
 class Controller:
     """See the module docstring.
 
@@ -90,6 +123,7 @@ class Controller:
         metrics: HealthMetrics | None = None,
         rate_limiter: RateLimiter | None = None,
         sync_poll_seconds: float = 0.05,
+        primary_updates: UpdateFilter | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a controller needs at least one worker")
@@ -113,15 +147,21 @@ class Controller:
         for inf in requires:
             self._require(inf)
         if primary is not None:
-            self.watch(primary, _own_key)
+            self.watch(primary, _own_key, primary_updates)
 
     def _require(self, informer: Informer) -> None:
         if informer not in self._informers:
             self._informers.append(informer)
 
-    def watch(self, informer: Informer, mapper: Mapper | None = None) -> None:
+    def watch(
+        self,
+        informer: Informer,
+        mapper: Mapper | None = None,
+        updates: UpdateFilter | None = None,
+    ) -> None:
         """Enqueue ``mapper(obj)`` for every add, update (old and new) and delete of
-        ``informer``. The informer also becomes a dependency that must sync first."""
+        ``informer``; updates only when ``updates(old, new)`` is true, if given. The informer
+        also becomes a dependency that must sync first."""
         self._require(informer)
         to_keys = mapper or _own_key
 
@@ -130,6 +170,8 @@ class Controller:
                 self.queue.add(key)
 
         def on_update(old: Any, new: Any) -> None:
+            if updates is not None and not updates(old, new):
+                return
             keys = set(to_keys(new))
             keys.update(to_keys(old))
             for key in keys:

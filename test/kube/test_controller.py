@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from infercost.api import GROUP, VERSION
 from infercost.kube.clock import FakeClock
-from infercost.kube.controller import DONE, RETRY, Controller
+from infercost.kube.controller import DONE, RETRY, Controller, spec_or_metadata_changed
 from infercost.kube.health import HealthMetrics
 from infercost.kube.informer import Informer
 from infercost.kube.rest import Resource
@@ -120,6 +120,63 @@ def test_profile_change_enqueues_its_reports(kube: KubeEnv) -> None:
     assert (
         sample(metrics, "infercost_reconcile_duration_seconds_count", controller="usagereport") >= 5
     )
+
+
+def test_the_echo_of_a_status_write_does_not_reconcile_again(kube: KubeEnv) -> None:
+    kube.rest.create(REPORTS, report("daily", "h100"), NS)
+    kube.rest.create(REPORTS, report("weekly", "h100"), NS)
+    reports = Informer(kube.rest, REPORTS)
+    reconciled: list[str] = []
+    lock = threading.Lock()
+
+    def reconcile(key: str):
+        with lock:
+            reconciled.append(key)
+        return DONE
+
+    ctl = Controller(
+        "usagereport", reconcile, primary=reports, primary_updates=spec_or_metadata_changed
+    )
+
+    def settled_on(key: str) -> None:
+        eventually(lambda: key in reconciled, what=f"{key} reconciled")
+        eventually(lambda: len(ctl.queue) == 0 and not ctl.queue.processing(), what="idle")
+
+    reports.start()
+    ctl.start()
+    try:
+        eventually(lambda: sorted(reconciled) == ["default/daily", "default/weekly"])
+        with lock:
+            reconciled.clear()
+        kube.rest.merge_patch(REPORTS, "daily", {"status": {"inputTokens": 5}}, NS, "status")
+        # one watch stream delivers events in order: once the later spec change of "weekly" is
+        # reconciled, the status event of "daily" has been handled before it
+        kube.rest.merge_patch(REPORTS, "weekly", {"spec": {"costProfileRef": "a100"}}, NS)
+        settled_on("default/weekly")
+        assert reconciled == ["default/weekly"]
+        assert reports.store.get("default/daily")["status"] == {"inputTokens": 5}
+        kube.rest.merge_patch(REPORTS, "daily", {"metadata": {"labels": {"team": "a"}}}, NS)
+        settled_on("default/daily")
+        assert reconciled == ["default/weekly", "default/daily"]
+    finally:
+        ctl.stop()
+        reports.stop()
+        ctl.join(5)
+        reports.join(5)
+
+
+def test_update_filter_passes_spec_metadata_and_deletion_changes_only() -> None:
+    base = {"metadata": {"name": "r", "generation": 3, "labels": {"a": "1"}}, "status": {}}
+
+    def variant(**meta: Any) -> dict[str, Any]:
+        return {"metadata": {**base["metadata"], **meta}, "status": {"inputTokens": 9}}
+
+    assert not spec_or_metadata_changed(base, variant(resourceVersion="42"))
+    assert spec_or_metadata_changed(base, variant(generation=4))
+    assert spec_or_metadata_changed(base, variant(labels={"a": "2"}))
+    assert spec_or_metadata_changed(base, variant(annotations={"x": "y"}))
+    assert spec_or_metadata_changed(base, variant(deletionTimestamp="2026-12-06T00:00:00Z"))
+    assert spec_or_metadata_changed({"metadata": {}}, {"metadata": {}}), "no generation: pass"
 
 
 def test_errors_are_retried_rate_limited_logged_and_counted() -> None:
