@@ -30,6 +30,7 @@ import structlog
 from infercost.kube.clock import Clock, RealClock
 from infercost.kube.health import HealthMetrics
 from infercost.kube.informer import EventHandler, Informer
+from infercost.kube.rest import ApiError
 from infercost.kube.transforms import object_key
 from infercost.kube.workqueue import RateLimiter, WorkQueue
 
@@ -260,11 +261,14 @@ class Controller:
         except Exception as exc:
             outcome = "error"
             self.queue.add_rate_limited(key)
+            # An API error is the cluster's answer (unavailable, forbidden, conflict): its
+            # message says everything and a stack trace every retry would bury it. Anything
+            # else is a bug in the reconcile and keeps its traceback.
             bound.error(
                 "reconcile failed",
                 error=f"{type(exc).__name__}: {exc}",
                 retries=self.queue.num_requeues(key),
-                exc_info=True,
+                exc_info=not isinstance(exc, ApiError),
             )
         else:
             if result is None or isinstance(result, Done):

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+import structlog.testing
 from prometheus_client import CollectorRegistry
 
 from infercost.api import GROUP, VERSION
@@ -13,7 +14,7 @@ from infercost.kube.clock import FakeClock
 from infercost.kube.controller import DONE, RETRY, Controller, spec_or_metadata_changed
 from infercost.kube.health import HealthMetrics
 from infercost.kube.informer import Informer
-from infercost.kube.rest import Resource
+from infercost.kube.rest import ForbiddenError, Resource
 from infercost.kube.transforms import object_key
 from infercost.testing.kubefixtures import KubeEnv, eventually
 
@@ -208,6 +209,28 @@ def test_errors_are_retried_rate_limited_logged_and_counted() -> None:
     assert ctl.queue.num_requeues("ns/a") == 0, "success forgets the failures"
     assert sample(metrics, "infercost_reconcile_total", controller="t", result="error") == 2
     assert sample(metrics, "infercost_reconcile_total", controller="t", result="success") == 1
+
+
+def test_api_errors_are_logged_in_one_line_bugs_with_their_traceback() -> None:
+    failures = iter(
+        [
+            ForbiddenError(403, "Forbidden", "usagereports is forbidden", method="PUT", path="/x"),
+            KeyError("spec"),
+        ]
+    )
+
+    def reconcile(key: str):
+        raise next(failures)
+
+    ctl = Controller("t", reconcile, clock=FakeClock(), metrics=HealthMetrics(CollectorRegistry()))
+    with structlog.testing.capture_logs() as logs:
+        ctl.process("ns/a")
+        ctl.process("ns/a")
+    api, bug = (entry for entry in logs if entry["event"] == "reconcile failed")
+    assert api["error"] == "ForbiddenError: PUT /x: HTTP 403 Forbidden: usagereports is forbidden"
+    assert api["exc_info"] is False
+    assert api["key"] == "ns/a" and api["retries"] == 1
+    assert bug["error"] == "KeyError: 'spec'" and bug["exc_info"] is True
 
 
 def test_retry_result_is_rate_limited_but_not_an_error() -> None:
