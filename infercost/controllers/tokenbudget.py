@@ -898,10 +898,5 @@ def build_tokenbudget_controller(context: Any, keeper: LedgerKeeper) -> Controll
         # every booking enqueues them all: the echo of our own status write is not news
         primary_updates=spec_or_metadata_changed,
     )
-
-    def enqueue_all(*_: Any) -> None:
-        for key in budgets.store.list_keys():
-            controller.enqueue(key)
-
-    keeper.subscribe(enqueue_all)
+    keeper.subscribe(controller.enqueue_all)
     return controller

@@ -42,6 +42,7 @@ from infercost.kube.controller import (
     spec_or_metadata_changed,
 )
 from infercost.kube.events import EventRecorder, ObjectRef
+from infercost.kube.informer import EventHandler
 from infercost.kube.status import FieldClass, StatusRules, StatusWriter, WriteOutcome
 from infercost.outputs.reportmetrics import (
     AttributionCollector,
@@ -448,16 +449,13 @@ def build_usagereport_controller(
         # every booking enqueues them all: the echo of our own status write is not news
         primary_updates=spec_or_metadata_changed,
     )
-
-    def enqueue_all(*_: Any) -> None:
-        for key in reports.store.list_keys():
-            controller.enqueue(key)
-
-    keeper.subscribe(enqueue_all)
-    from infercost.kube.informer import EventHandler
-
+    keeper.subscribe(controller.enqueue_all)
     profiles.add_handler(
-        EventHandler(on_add=enqueue_all, on_update=lambda *_: None, on_delete=enqueue_all)
+        EventHandler(
+            on_add=controller.enqueue_all,
+            on_update=lambda *_: None,
+            on_delete=controller.enqueue_all,
+        )
     )
     return controller
 

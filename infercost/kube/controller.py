@@ -183,6 +183,13 @@ class Controller:
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
 
+    def enqueue_all(self, *_: Any) -> None:
+        """Enqueue every object in the primary informer's cache (arguments are ignored, so it
+        can be any callback: a booking, another informer's event)."""
+        if self.primary is not None:
+            for key in self.primary.store.list_keys():
+                self.queue.add(key)
+
     def enqueue_after(self, key: str, seconds: float) -> None:
         self.queue.add_after(key, seconds)
 
@@ -238,8 +245,7 @@ class Controller:
     def _resync_loop(self) -> None:
         assert self.resync_seconds is not None and self.primary is not None
         while not self.clock.sleep(self.resync_seconds, self._stop):
-            for key in self.primary.store.list_keys():
-                self.queue.add(key)
+            self.enqueue_all()
 
     def _worker(self) -> None:
         while True:
