@@ -31,7 +31,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Future
 from typing import Final
 
 import attrs
@@ -176,35 +175,62 @@ _FETCH_ERRORS = (OSError, http.client.HTTPException, _OverdueError)
 
 
 class _Cycle:
-    """The fetches of one :meth:`Scraper.scrape` call: done when all are, or when cancelled."""
+    """The fetches of one :meth:`Scraper.scrape` call: done when all are, or when cancelled.
 
-    def __init__(self, futures: list[Future[ScrapeResult]]) -> None:
-        self.futures = futures
+    Workers hand each result to its slot and keep no reference to it; :meth:`take` moves the
+    results out. So once the caller drops them, nothing of the cycle's pages stays reachable
+    (a worker may still hold the emptied cycle until its next job)."""
+
+    def __init__(self, size: int) -> None:
         self.cancelled = False
         self.abandoned = 0
         """Fetches not finished when the cycle was cancelled."""
-        self._pending = len(futures)
+        self._results: list[ScrapeResult | None] = [None] * size
+        self._bug: Exception | None = None
+        self._pending = size
         self._cond = threading.Condition()
 
-    def one_done(self, _: Future[ScrapeResult]) -> None:
+    def finish(self, index: int, result: ScrapeResult) -> None:
         with self._cond:
-            self._pending -= 1
-            if self._pending <= 0:
-                self._cond.notify_all()
+            self._results[index] = result
+            # the caller is woken inside this block: the frame must not hold the result then
+            del result
+            self._one_done()
+
+    def fail(self, exc: Exception) -> None:
+        """A fetch raised something that is not a scrape failure (a bug)."""
+        with self._cond:
+            if self._bug is None:
+                self._bug = exc
+            del exc
+            self._one_done()
+
+    def _one_done(self) -> None:
+        self._pending -= 1
+        if self._pending <= 0:
+            self._cond.notify_all()
 
     def cancel(self) -> None:
         with self._cond:
             self.cancelled = True
             self.abandoned = self._pending
             self._cond.notify_all()
-        for future in self.futures:
-            future.cancel()  # only those not started yet; running ones fail on their socket
 
     def wait(self) -> None:
         """Block until every fetch ended or the cycle was cancelled."""
         with self._cond:
             while self._pending > 0 and not self.cancelled:
                 self._cond.wait()
+
+    def take(self) -> list[ScrapeResult]:
+        """The results, in the order of the targets; the cycle keeps none of them (nor the
+        exception of a bug, re-raised here)."""
+        with self._cond:
+            results, self._results = self._results, []
+            bug, self._bug = self._bug, None
+        if bug is not None:
+            raise bug
+        return [r for r in results if r is not None]
 
 
 class Scraper:
@@ -230,9 +256,7 @@ class Scraper:
         self.max_body_bytes = max_body_bytes
         self.user_agent = user_agent
         self._clock = clock
-        self._jobs: queue.SimpleQueue[tuple[Future[ScrapeResult], ScrapeTarget] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[tuple[_Cycle, int, ScrapeTarget] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._cycles: set[_Cycle] = set()
         self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
@@ -285,17 +309,15 @@ class Scraper:
 
         Raises :class:`ScrapeCancelledError` when :meth:`cancel` is called before or while it runs,
         and re-raises an exception that is not a network or HTTP failure (a bug)."""
-        futures: list[Future[ScrapeResult]] = [Future() for _ in targets]
-        cycle = _Cycle(futures)
+        cycle = _Cycle(len(targets))
         with self._lock:
             if self._closed:
                 raise RuntimeError("the scraper is closed")
             if self._cancelled:
                 raise ScrapeCancelledError("the scraper was cancelled")
             self._cycles.add(cycle)
-            for future, target in zip(futures, targets, strict=True):
-                future.add_done_callback(cycle.one_done)
-                self._jobs.put((future, target))
+            for index, target in enumerate(targets):
+                self._jobs.put((cycle, index, target))
             while len(self._workers) < min(self.concurrency, len(targets)):
                 self._start_worker()
         try:
@@ -305,7 +327,7 @@ class Scraper:
                 self._cycles.discard(cycle)
         if cycle.cancelled:
             raise ScrapeCancelledError(f"{cycle.abandoned} of {len(targets)} scrapes abandoned")
-        return [f.result() for f in futures]
+        return cycle.take()
 
     def _start_worker(self) -> None:
         worker = threading.Thread(
@@ -319,12 +341,15 @@ class Scraper:
             job = self._jobs.get()
             if job is None:
                 return
-            future, target = job
-            if future.set_running_or_notify_cancel():
+            cycle, index, target = job
+            del job
+            if not cycle.cancelled:  # a cancelled cycle's queued fetches never start
                 try:
-                    future.set_result(self.scrape_one(target))
+                    cycle.finish(index, self.scrape_one(target))
                 except Exception as exc:  # a bug: handed to the caller of scrape()
-                    future.set_exception(exc)
+                    cycle.fail(exc)
+            # what a worker holds while it waits for its next job is kept alive as long
+            del cycle, target
 
     def idle_connections(self, host: str, port: int) -> int:
         with self._lock:
