@@ -100,7 +100,7 @@ class _Watchdog:
 
     def __init__(self, clock: Callable[[], float]):
         self._clock = clock
-        self._heap: list[tuple[float, int, socket.socket | None]] = []
+        self._heap: list[tuple[float, int, socket.socket]] = []
         self._cond = threading.Condition()
         self._counter = itertools.count()
         self._closed = False
@@ -121,11 +121,15 @@ class _Watchdog:
         return token
 
     def release(self, token: int) -> None:
+        """The fetch is past the step ``token`` watched; its entry goes (the heap holds at
+        most one entry per fetch in flight)."""
         with self._cond:
             for i, (_, t, _) in enumerate(self._heap):
                 if t == token:
-                    deadline, _, _ = self._heap[i]
-                    self._heap[i] = (deadline, t, None)
+                    last = self._heap.pop()
+                    if i < len(self._heap):
+                        self._heap[i] = last
+                        heapq.heapify(self._heap)
                     break
 
     def abort_all(self) -> None:
@@ -133,8 +137,8 @@ class _Watchdog:
         fail at once)."""
         with self._cond:
             self._aborted = True
-            socks = [sock for _, _, sock in self._heap if sock is not None]
-            self._heap = [(deadline, t, None) for deadline, t, _ in self._heap]
+            socks = [sock for _, _, sock in self._heap]
+            self._heap = []
         for sock in socks:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -157,9 +161,8 @@ class _Watchdog:
                     self._cond.wait(wait)
                     continue
                 heapq.heappop(self._heap)
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class _OverdueError(Exception):
@@ -259,7 +262,9 @@ class Scraper:
         self._jobs: queue.SimpleQueue[tuple[_Cycle, int, ScrapeTarget] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._cycles: set[_Cycle] = set()
-        self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
+        # Idle keep-alive sockets per (host, port). Only the socket is kept between cycles: an
+        # idle HTTPConnection would also keep its last response and parsed headers (~2 KB).
+        self._idle: dict[tuple[str, int], tuple[socket.socket, ...]] = {}
         self._lock = threading.Lock()
         self._watchdog = _Watchdog(clock)
         self._cancelled = False
@@ -299,9 +304,9 @@ class Scraper:
             worker.join(self.timeout_seconds + 1.0)
         self._watchdog.close()
         with self._lock:
-            for conns in self._idle.values():
-                for conn in conns:
-                    conn.close()
+            for socks in self._idle.values():
+                for sock in socks:
+                    sock.close()
             self._idle.clear()
 
     def scrape(self, targets: Sequence[ScrapeTarget]) -> list[ScrapeResult]:
@@ -394,19 +399,30 @@ class Scraper:
         return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout_seconds)
 
     def _acquire(self, target: ScrapeTarget) -> tuple[http.client.HTTPConnection, bool]:
+        address = (target.host, target.port)
         with self._lock:
-            idle = self._idle.get((target.host, target.port))
-            if idle:
-                return idle.pop(), True
-        return self._new_connection(target), False
+            idle = self._idle.pop(address, ())
+            if len(idle) > 1:
+                self._idle[address] = idle[1:]
+        conn = self._new_connection(target)
+        if idle:
+            conn.sock = idle[0]
+            return conn, True
+        return conn, False
 
     def _release(self, target: ScrapeTarget, conn: http.client.HTTPConnection) -> None:
+        """Keep the socket of a finished exchange for the next cycle (the connection object
+        and its response go)."""
+        sock, conn.sock = conn.sock, None
+        if sock is None:
+            return
+        address = (target.host, target.port)
         with self._lock:
-            idle = self._idle.setdefault((target.host, target.port), [])
+            idle = self._idle.get(address, ())
             if len(idle) < MAX_IDLE_PER_HOST and not self._closed:
-                idle.append(conn)
+                self._idle[address] = (*idle, sock)
                 return
-        conn.close()
+        sock.close()
 
     def _connect(self, target: ScrapeTarget, deadline: float) -> socket.socket:
         """Connect under the watchdog, so that the deadline and :meth:`cancel` also cut short
