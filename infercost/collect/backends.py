@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 from collections.abc import Mapping
 
 import attrs
@@ -307,15 +308,33 @@ def _reading(
             f"{spec.title} counter {_describe(sample)} has the impossible value {value}",
             reason=errors.OTHER,
         )
+    labels = _shared_labels(sample.labels)
     model = sample.label(spec.model_label) if spec.model_label else None
     return TokenReading(
         series=sample.name,
-        labels=sample.labels,
+        labels=labels,
         roles=rule.roles,
         model=model or None,
         value=value,
         created=created,
     )
+
+
+# Label sets of token series, one copy each: every replica of a model serves the same few, and
+# the sample the operator keeps between cycles would otherwise hold them once per pod. Bounded:
+# past the limit the table starts over (servers inventing label sets cost time, not memory).
+_LABEL_SETS: dict[Labels, Labels] = {}
+_LABEL_SETS_MAX = 4096
+
+
+def _shared_labels(labels: Labels) -> Labels:
+    shared = _LABEL_SETS.get(labels)
+    if shared is None:
+        if len(_LABEL_SETS) >= _LABEL_SETS_MAX:
+            _LABEL_SETS.clear()
+        shared = tuple((sys.intern(k), sys.intern(v)) for k, v in labels)
+        _LABEL_SETS[shared] = shared
+    return shared
 
 
 def _describe(sample: Sample) -> str:

@@ -14,6 +14,7 @@ which then name the exporter itself). Empty strings mean no pod holds the GPU.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -92,9 +93,10 @@ def _holder(sample: Sample) -> tuple[bool, GpuHolder | None]:
         return False, None
     if not pod:
         return True, None
+    # interned: the sample kept between cycles names each holder once, not once per GPU row
     return True, GpuHolder(
-        namespace or "",
-        pod,
+        sys.intern(namespace or ""),
+        sys.intern(pod),
         sample.label("GPU_I_ID") or None,
         sample.label("GPU_I_PROFILE") or None,
     )
@@ -169,10 +171,12 @@ def read_dcgm(body: bytes) -> DcgmPage:
             key = _key(sample)
             entry = rows.get(key)
             if entry is None:
+                model = sample.label("modelName")
+                host = sample.label("Hostname") or sample.label("hostname")
                 entry = rows[key] = _Row(
-                    gpu=sample.label("gpu", "") or "",
-                    model=sample.label("modelName") or None,
-                    host=sample.label("Hostname") or sample.label("hostname") or None,
+                    gpu=sys.intern(sample.label("gpu", "") or ""),
+                    model=sys.intern(model) if model else None,
+                    host=sys.intern(host) if host else None,
                 )
             entry.add(metric, sample)
     gpus = [entry.reading(key) for key, entry in rows.items()]

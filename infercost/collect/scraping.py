@@ -31,7 +31,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Future
 from typing import Final
 
 import attrs
@@ -101,7 +100,7 @@ class _Watchdog:
 
     def __init__(self, clock: Callable[[], float]):
         self._clock = clock
-        self._heap: list[tuple[float, int, socket.socket | None]] = []
+        self._heap: list[tuple[float, int, socket.socket]] = []
         self._cond = threading.Condition()
         self._counter = itertools.count()
         self._closed = False
@@ -122,11 +121,15 @@ class _Watchdog:
         return token
 
     def release(self, token: int) -> None:
+        """The fetch is past the step ``token`` watched; its entry goes (the heap holds at
+        most one entry per fetch in flight)."""
         with self._cond:
             for i, (_, t, _) in enumerate(self._heap):
                 if t == token:
-                    deadline, _, _ = self._heap[i]
-                    self._heap[i] = (deadline, t, None)
+                    last = self._heap.pop()
+                    if i < len(self._heap):
+                        self._heap[i] = last
+                        heapq.heapify(self._heap)
                     break
 
     def abort_all(self) -> None:
@@ -134,8 +137,8 @@ class _Watchdog:
         fail at once)."""
         with self._cond:
             self._aborted = True
-            socks = [sock for _, _, sock in self._heap if sock is not None]
-            self._heap = [(deadline, t, None) for deadline, t, _ in self._heap]
+            socks = [sock for _, _, sock in self._heap]
+            self._heap = []
         for sock in socks:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -158,9 +161,8 @@ class _Watchdog:
                     self._cond.wait(wait)
                     continue
                 heapq.heappop(self._heap)
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class _OverdueError(Exception):
@@ -176,35 +178,62 @@ _FETCH_ERRORS = (OSError, http.client.HTTPException, _OverdueError)
 
 
 class _Cycle:
-    """The fetches of one :meth:`Scraper.scrape` call: done when all are, or when cancelled."""
+    """The fetches of one :meth:`Scraper.scrape` call: done when all are, or when cancelled.
 
-    def __init__(self, futures: list[Future[ScrapeResult]]) -> None:
-        self.futures = futures
+    Workers hand each result to its slot and keep no reference to it; :meth:`take` moves the
+    results out. So once the caller drops them, nothing of the cycle's pages stays reachable
+    (a worker may still hold the emptied cycle until its next job)."""
+
+    def __init__(self, size: int) -> None:
         self.cancelled = False
         self.abandoned = 0
         """Fetches not finished when the cycle was cancelled."""
-        self._pending = len(futures)
+        self._results: list[ScrapeResult | None] = [None] * size
+        self._bug: Exception | None = None
+        self._pending = size
         self._cond = threading.Condition()
 
-    def one_done(self, _: Future[ScrapeResult]) -> None:
+    def finish(self, index: int, result: ScrapeResult) -> None:
         with self._cond:
-            self._pending -= 1
-            if self._pending <= 0:
-                self._cond.notify_all()
+            self._results[index] = result
+            # the caller is woken inside this block: the frame must not hold the result then
+            del result
+            self._one_done()
+
+    def fail(self, exc: Exception) -> None:
+        """A fetch raised something that is not a scrape failure (a bug)."""
+        with self._cond:
+            if self._bug is None:
+                self._bug = exc
+            del exc
+            self._one_done()
+
+    def _one_done(self) -> None:
+        self._pending -= 1
+        if self._pending <= 0:
+            self._cond.notify_all()
 
     def cancel(self) -> None:
         with self._cond:
             self.cancelled = True
             self.abandoned = self._pending
             self._cond.notify_all()
-        for future in self.futures:
-            future.cancel()  # only those not started yet; running ones fail on their socket
 
     def wait(self) -> None:
         """Block until every fetch ended or the cycle was cancelled."""
         with self._cond:
             while self._pending > 0 and not self.cancelled:
                 self._cond.wait()
+
+    def take(self) -> list[ScrapeResult]:
+        """The results, in the order of the targets; the cycle keeps none of them (nor the
+        exception of a bug, re-raised here)."""
+        with self._cond:
+            results, self._results = self._results, []
+            bug, self._bug = self._bug, None
+        if bug is not None:
+            raise bug
+        return [r for r in results if r is not None]
 
 
 class Scraper:
@@ -230,12 +259,12 @@ class Scraper:
         self.max_body_bytes = max_body_bytes
         self.user_agent = user_agent
         self._clock = clock
-        self._jobs: queue.SimpleQueue[tuple[Future[ScrapeResult], ScrapeTarget] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[tuple[_Cycle, int, ScrapeTarget] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._cycles: set[_Cycle] = set()
-        self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
+        # Idle keep-alive sockets per (host, port). Only the socket is kept between cycles: an
+        # idle HTTPConnection would also keep its last response and parsed headers (~2 KB).
+        self._idle: dict[tuple[str, int], tuple[socket.socket, ...]] = {}
         self._lock = threading.Lock()
         self._watchdog = _Watchdog(clock)
         self._cancelled = False
@@ -275,9 +304,9 @@ class Scraper:
             worker.join(self.timeout_seconds + 1.0)
         self._watchdog.close()
         with self._lock:
-            for conns in self._idle.values():
-                for conn in conns:
-                    conn.close()
+            for socks in self._idle.values():
+                for sock in socks:
+                    sock.close()
             self._idle.clear()
 
     def scrape(self, targets: Sequence[ScrapeTarget]) -> list[ScrapeResult]:
@@ -285,17 +314,15 @@ class Scraper:
 
         Raises :class:`ScrapeCancelledError` when :meth:`cancel` is called before or while it runs,
         and re-raises an exception that is not a network or HTTP failure (a bug)."""
-        futures: list[Future[ScrapeResult]] = [Future() for _ in targets]
-        cycle = _Cycle(futures)
+        cycle = _Cycle(len(targets))
         with self._lock:
             if self._closed:
                 raise RuntimeError("the scraper is closed")
             if self._cancelled:
                 raise ScrapeCancelledError("the scraper was cancelled")
             self._cycles.add(cycle)
-            for future, target in zip(futures, targets, strict=True):
-                future.add_done_callback(cycle.one_done)
-                self._jobs.put((future, target))
+            for index, target in enumerate(targets):
+                self._jobs.put((cycle, index, target))
             while len(self._workers) < min(self.concurrency, len(targets)):
                 self._start_worker()
         try:
@@ -305,7 +332,7 @@ class Scraper:
                 self._cycles.discard(cycle)
         if cycle.cancelled:
             raise ScrapeCancelledError(f"{cycle.abandoned} of {len(targets)} scrapes abandoned")
-        return [f.result() for f in futures]
+        return cycle.take()
 
     def _start_worker(self) -> None:
         worker = threading.Thread(
@@ -319,12 +346,15 @@ class Scraper:
             job = self._jobs.get()
             if job is None:
                 return
-            future, target = job
-            if future.set_running_or_notify_cancel():
+            cycle, index, target = job
+            del job
+            if not cycle.cancelled:  # a cancelled cycle's queued fetches never start
                 try:
-                    future.set_result(self.scrape_one(target))
+                    cycle.finish(index, self.scrape_one(target))
                 except Exception as exc:  # a bug: handed to the caller of scrape()
-                    future.set_exception(exc)
+                    cycle.fail(exc)
+            # what a worker holds while it waits for its next job is kept alive as long
+            del cycle, target
 
     def idle_connections(self, host: str, port: int) -> int:
         with self._lock:
@@ -369,19 +399,30 @@ class Scraper:
         return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout_seconds)
 
     def _acquire(self, target: ScrapeTarget) -> tuple[http.client.HTTPConnection, bool]:
+        address = (target.host, target.port)
         with self._lock:
-            idle = self._idle.get((target.host, target.port))
-            if idle:
-                return idle.pop(), True
-        return self._new_connection(target), False
+            idle = self._idle.pop(address, ())
+            if len(idle) > 1:
+                self._idle[address] = idle[1:]
+        conn = self._new_connection(target)
+        if idle:
+            conn.sock = idle[0]
+            return conn, True
+        return conn, False
 
     def _release(self, target: ScrapeTarget, conn: http.client.HTTPConnection) -> None:
+        """Keep the socket of a finished exchange for the next cycle (the connection object
+        and its response go)."""
+        sock, conn.sock = conn.sock, None
+        if sock is None:
+            return
+        address = (target.host, target.port)
         with self._lock:
-            idle = self._idle.setdefault((target.host, target.port), [])
+            idle = self._idle.get(address, ())
             if len(idle) < MAX_IDLE_PER_HOST and not self._closed:
-                idle.append(conn)
+                self._idle[address] = (*idle, sock)
                 return
-        conn.close()
+        sock.close()
 
     def _connect(self, target: ScrapeTarget, deadline: float) -> socket.socket:
         """Connect under the watchdog, so that the deadline and :meth:`cancel` also cut short

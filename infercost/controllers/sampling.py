@@ -109,6 +109,8 @@ log = structlog.get_logger("infercost.controllers.sampling")
 
 MIN_WAKE_SPACING_SECONDS = 1.0
 """Early samples (triggered by profile or node changes) are at least this far apart."""
+_STOP_POLL_SECONDS = 0.1
+"""Real seconds between checks for :meth:`Sampler.stop` while waiting for the caches."""
 
 
 @attrs.frozen
@@ -461,14 +463,22 @@ class Sampler:
                 self._scraper.close()
                 self._scraper = None
 
-    def _synced(self) -> bool:
-        return all(i.has_synced() for i in (self.pods, self.nodes, self.profiles))
+    def _wait_for_caches(self) -> bool:
+        """Block until every cache has synced (true) or :meth:`stop` was called (false).
+
+        Waits on the informers' own synced signal and on the real clock: the injected clock
+        is for the sampling schedule, and a fake one that nobody moves must not hold the first
+        sample back once the caches are there."""
+        for informer in (self.pods, self.nodes, self.profiles):
+            while not informer.wait_for_sync(_STOP_POLL_SECONDS):
+                if self._stopped.is_set():
+                    return False
+        return not self._stopped.is_set()
 
     def _run(self) -> None:
         interval = self.settings.interval_seconds
-        while not self._synced():
-            if self.clock.sleep(0.05, self._stopped):
-                return
+        if not self._wait_for_caches():
+            return
         log.info("sampler started", interval_seconds=interval)
         next_due = self.clock.monotonic()
         last_start: float | None = None

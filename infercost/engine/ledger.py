@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -288,17 +289,26 @@ class _Profile:
     """``owns`` (owns nodes), ``none`` (matches no node: all pool idle), ``overlap``."""
 
 
-@attrs.define
-class _Series:
-    value: int
-    created: float | None
+Mark = tuple[int, float | None]
+"""A series' watermark: its whole value and its ``*_created`` value (``None``: not served)."""
 
 
-@attrs.define
+@attrs.frozen
 class _Pod:
+    """The watermarks of one pod (SPEC §4), kept compact: the ledger holds one per pod between
+    samples. ``keys`` is one tuple shared by every pod that serves the same series (replicas of
+    a model), ``values`` and ``created`` are parallel to it; ``created`` is ``None`` when no
+    series of the pod has a ``*_created`` value."""
+
     node: str
     restart_count: int | None
-    series: dict[str, _Series]
+    keys: tuple[str, ...] = ()
+    values: tuple[int, ...] = ()
+    created: tuple[float | None, ...] | None = None
+
+    def marks(self) -> dict[str, Mark]:
+        created = self.created or (None,) * len(self.keys)
+        return {k: (v, c) for k, v, c in zip(self.keys, self.values, created, strict=True)}
 
 
 @attrs.define
@@ -393,6 +403,9 @@ class Ledger:
         self._nodes: dict[str, _Node] = {}
         self._profiles: dict[str, _Profile] = {}
         self._pods: dict[str, _Pod] = {}
+        self._key_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        """One copy of each pod's tuple of series keys (see :meth:`_pod`)."""
+        self._key_sets_kept = 0
         self._gpus: dict[str, _Gpu] = {}
         self._weights: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
         """(day, profile) → (namespace, model) → non-idle cost, for the idle split."""
@@ -541,10 +554,28 @@ class Ledger:
     # -- tokens ------------------------------------------------------------------------------
 
     def _set_watermarks(self, pod: PodObservation) -> None:
-        self._pods[pod.uid] = _Pod(
-            node=pod.node,
-            restart_count=pod.restart_count,
-            series={r.key: _Series(_whole(r.value), r.created) for r in pod.readings},
+        self._pods[pod.uid] = self._pod(
+            pod.node, pod.restart_count, {r.key: (_whole(r.value), r.created) for r in pod.readings}
+        )
+
+    def _pod(self, node: str, restart_count: int | None, marks: Mapping[str, Mark]) -> _Pod:
+        """A pod's watermarks in their compact form. Series keys are interned strings in tuples
+        the ledger shares between pods; the table of tuples is rebuilt from the pods it holds
+        whenever it has doubled, so key sets no pod serves any more do not accumulate."""
+        keys = tuple(sys.intern(k) for k in marks)
+        shared = self._key_sets.get(keys)
+        if shared is None:
+            if len(self._key_sets) >= max(64, 2 * self._key_sets_kept):
+                self._key_sets = {p.keys: p.keys for p in self._pods.values()}
+                self._key_sets_kept = len(self._key_sets)
+            shared = self._key_sets.setdefault(keys, keys)
+        created = tuple(c for _, c in marks.values())
+        return _Pod(
+            node,
+            restart_count,
+            shared,
+            tuple(v for v, _ in marks.values()),
+            created if any(c is not None for c in created) else None,
         )
 
     def _token_deltas(self, pod: PodObservation, node: _Node) -> dict[str, list[int]] | None:
@@ -556,7 +587,7 @@ class Ledger:
             if started is None or math.floor(_ts(started)) < math.floor(node.coverage):
                 self._set_watermarks(pod)
                 return None
-            state = _Pod(pod.node, pod.restart_count, {})
+            state = _Pod(pod.node, pod.restart_count)
             counted_whole = True
         else:
             counted_whole = False
@@ -566,25 +597,26 @@ class Ledger:
             and pod.restart_count != state.restart_count
         )
         out: dict[str, list[int]] = {}
-        fresh: dict[str, _Series] = {}
+        marks = state.marks()
+        fresh: dict[str, Mark] = {}
         for reading in pod.readings:
             value = _whole(reading.value)
-            mark = state.series.get(reading.key)
+            mark_value, mark_created = marks.get(reading.key, (None, None))
             if (
                 counted_whole
-                or mark is None
+                or mark_value is None
                 or restarted
-                or value < mark.value
+                or value < mark_value
                 or (
                     reading.created is not None
-                    and mark.created is not None
-                    and reading.created != mark.created
+                    and mark_created is not None
+                    and reading.created != mark_created
                 )
             ):
                 delta = value
             else:
-                delta = value - mark.value
-            fresh[reading.key] = _Series(value, reading.created)
+                delta = value - mark_value
+            fresh[reading.key] = (value, reading.created)
             if delta <= 0:
                 continue
             row = out.setdefault(reading.model, [0, 0, 0])
@@ -595,9 +627,9 @@ class Ledger:
             if reading.roles & ROLE_OUTPUT:
                 row[2] += delta
         # series that vanished from the page keep their watermarks
-        for key, mark in state.series.items():
+        for key, mark in marks.items():
             fresh.setdefault(key, mark)
-        self._pods[pod.uid] = _Pod(pod.node, pod.restart_count, fresh)
+        self._pods[pod.uid] = self._pod(pod.node, pod.restart_count, fresh)
         return out
 
     # -- energy ------------------------------------------------------------------------------
@@ -735,7 +767,7 @@ class Ledger:
             },
             "profiles": {k: _dump_profile(p) for k, p in profiles.items()},
             "pods": {
-                u: [p.node, p.restart_count, {k: [s.value, s.created] for k, s in p.series.items()}]
+                u: [p.node, p.restart_count, {k: list(m) for k, m in p.marks().items()}]
                 for u, p in pods.items()
             },
             "gpus": {g: _dump_gpu(s) for g, s in gpus.items()},
@@ -783,8 +815,8 @@ class Ledger:
             for key, raw in data["profiles"].items():
                 self._profiles[key] = _load_profile(raw)
             for uid, (node, restarts, series) in data["pods"].items():
-                self._pods[uid] = _Pod(
-                    node, restarts, {k: _Series(v, c) for k, (v, c) in series.items()}
+                self._pods[uid] = self._pod(
+                    node, restarts, {k: (v, c) for k, (v, c) in series.items()}
                 )
             for gid, raw in data["gpus"].items():
                 self._gpus[gid] = _load_gpu(raw, self.shards)

@@ -4,7 +4,9 @@ A real Pod is 10–20 KB of JSON and 30+ KB as Python dicts; an operator caching
 large cluster cannot afford that. The informer applies a transform before caching, and for
 Pods and Nodes the transform keeps only what InferCost reads, in slotted frozen objects whose
 repeated strings (namespaces, node names, label keys and values, phases) are interned so that
-thousands of pods share one copy (SPEC §9: ≤ 2 KB per cached pod, measured in a test).
+thousands of pods share one copy, and whose equal label sets, annotations, containers and owner
+lists (the replicas of a workload) are one shared object (SPEC §9: ≤ 2 KB per cached pod,
+measured in a test).
 
 What is kept, and why:
 
@@ -30,9 +32,10 @@ quantities are parsed here and only here (:func:`parse_quantity_int`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import attrs
 
@@ -70,6 +73,30 @@ KEPT_ANNOTATION_PREFIXES = (
 KEPT_ANNOTATIONS = frozenset({"app.kubernetes.io/name"})
 
 _intern = sys.intern
+T = TypeVar("T")
+_SHARED_MAX = 8192
+
+
+class _Shared:
+    """One copy of each equal value the cache holds many of: the label set, annotations,
+    containers and owners of a workload's replicas are equal, so the cached pods of a
+    Deployment share them. Callers never mutate what they get. Bounded: past
+    :data:`_SHARED_MAX` distinct values the table starts over (objects already cached keep
+    their copies); a value no pod holds any more stays only until then."""
+
+    def __init__(self) -> None:
+        self._table: dict[Any, Any] = {}
+
+    def get(self, key: Any, make: Callable[[], T]) -> T:
+        value = self._table.get(key)
+        if value is None:
+            if len(self._table) >= _SHARED_MAX:
+                self._table.clear()
+            value = self._table[key] = make()
+        return value
+
+
+_shared = _Shared()
 
 
 def _s(value: Any) -> str:
@@ -196,21 +223,28 @@ class NodeInfo:
         return (self.gpu_capacity or 0) / self.gpu_replicas
 
 
-def _labels(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
-        return {}
-    return {_s(k): _s(v) for k, v in raw.items()}
+_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-def _annotations(raw: Any) -> dict[str, str]:
+def _labels(raw: Any) -> Mapping[str, str]:
+    if not isinstance(raw, Mapping) or not raw:
+        return _EMPTY
+    items = tuple((_s(k), _s(v)) for k, v in raw.items())
+    return _shared.get(("labels", items), lambda: dict(items))
+
+
+def _annotations(raw: Any) -> Mapping[str, str]:
     if not isinstance(raw, Mapping):
-        return {}
-    kept: dict[str, str] = {}
+        return _EMPTY
+    kept: list[tuple[str, str]] = []
     for k, v in raw.items():
         if k in KEPT_ANNOTATIONS or k.startswith(KEPT_ANNOTATION_PREFIXES):
             # Values are short hints (ports, paths, model names); long ones are not ours.
-            kept[_s(k)] = _s(v) if len(str(v)) <= 253 else str(v)
-    return kept
+            kept.append((_s(k), _s(v) if len(str(v)) <= 253 else str(v)))
+    if not kept:
+        return _EMPTY
+    items = tuple(kept)
+    return _shared.get(("annotations", items), lambda: dict(items))
 
 
 def transform_pod(obj: Mapping[str, Any]) -> PodInfo:
@@ -252,6 +286,7 @@ def transform_pod(obj: Mapping[str, Any]) -> PodInfo:
         for o in meta.get("ownerReferences") or ()
         if isinstance(o, Mapping)
     )
+    owners = _shared.get(owners, lambda: owners)
     return PodInfo(
         name=str(meta.get("name") or ""),
         namespace=_s(meta.get("namespace")),
@@ -263,7 +298,7 @@ def transform_pod(obj: Mapping[str, Any]) -> PodInfo:
         creation_timestamp=parse_time(meta.get("creationTimestamp")),
         deletion_timestamp=parse_time(meta.get("deletionTimestamp")),
         node_name=_s(spec.get("nodeName")),
-        containers=tuple(containers),
+        containers=_shared.get(kept := tuple(containers), lambda: kept),
         pod_ip=str(status.get("podIP") or ""),
         phase=_s(status.get("phase")),
         start_time=parse_time(status.get("startTime")),

@@ -3,15 +3,17 @@ read), the "starting" memory per pod, health series, and the loop's timing."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
 from infercost.collect.backends import Role
 from infercost.collect.scraping import FAILED, OK, STARTING
-from infercost.controllers.sampling import Sample
+from infercost.controllers.sampling import Sample, Sampler, SamplerSettings
 from infercost.engine.costmodel import ExporterState
 from infercost.kube.clock import FakeClock
+from infercost.kube.informer import InformerFactory
 from infercost.testing.scenario import (
     COSTPROFILES,
     InProcessLeader,
@@ -321,6 +323,63 @@ def test_the_loop_keeps_its_period(scenario: Scenario, fake_clock: FakeClock) ->
         leader.close()
     assert [s.monotonic - start for s in samples] == [0.0, 30.0, 60.0, 90.0, 120.0]
     assert [s.sequence for s in samples] == [1, 2, 3, 4, 5]
+
+
+def test_the_first_sample_follows_the_caches_sync_with_a_clock_that_never_moves(
+    scenario: Scenario, fake_clock: FakeClock
+) -> None:
+    """Started before its caches have synced, the sampler takes its first sample as soon as
+    they have, even though nobody moves its (fake) clock."""
+    scenario.node("gpu-1", gpus=2, labels=H100)
+    scenario.inference("vllm-0", node="gpu-1", namespace=NS).serve(120, 40)
+    profile(scenario, "h100")
+    informers = InformerFactory(scenario.rest)
+    sampler = Sampler(
+        pods=informers.pods(),
+        nodes=informers.nodes(),
+        profiles=informers.informer(COSTPROFILES),
+        settings=SamplerSettings(timeout_seconds=2.0, concurrency=4),
+        clock=fake_clock,
+    )
+    published = threading.Event()
+    samples: list[Sample] = []
+
+    def listen(sample: Sample) -> None:
+        samples.append(sample)
+        published.set()
+
+    sampler.add_listener(listen)
+    sampler.start()
+    try:
+        informers.start()
+        assert published.wait(30), "no sample after the caches synced"
+        [first] = samples
+        assert first.time == fake_clock.now(), "the clock never moved"
+        assert list(first.nodes) == ["gpu-1"]
+        assert [p.target.pod.name for p in first.pods] == ["vllm-0"]
+        assert first.pods[0].state == OK
+    finally:
+        sampler.stop()
+        assert sampler.join(10), "the sampling thread ended"
+        informers.stop()
+        informers.join(5)
+
+
+def test_a_sampler_stopped_before_its_caches_sync_ends(
+    scenario: Scenario, fake_clock: FakeClock
+) -> None:
+    informers = InformerFactory(scenario.rest)  # never started: the caches never sync
+    sampler = Sampler(
+        pods=informers.pods(),
+        nodes=informers.nodes(),
+        profiles=informers.informer(COSTPROFILES),
+        settings=SamplerSettings(),
+        clock=fake_clock,
+    )
+    sampler.start()
+    sampler.stop()
+    assert sampler.join(10), "the sampling thread ended without a sample"
+    assert sampler.latest() is None
 
 
 def test_builders_make_what_the_api_server_accepts(scenario: Scenario) -> None:

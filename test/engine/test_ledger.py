@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,7 @@ from infercost.engine.ledger import (
     SeriesReading,
 )
 
+DATA = Path(__file__).resolve().parents[1] / "data"
 T0 = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)
 PROFILE = "infra/h100"
 # 8760 h × 3 years: $26,280 → exactly $1 per GPU-hour for one GPU
@@ -325,3 +327,50 @@ def test_a_sidecar_restart_is_not_a_reset() -> None:
     ledger.book(obs(0, [node(0.0)], [vllm(inp=1000, restarts=2)]))
     ledger.book(obs(30, [node(0.0)], [vllm(inp=1010, restarts=2)]))
     assert totals(ledger)["input"] == 10
+
+
+def test_a_checkpoint_written_by_an_earlier_release_restores_identically() -> None:
+    """``test/data/ledger/checkpoint-v1.json`` was written by the ledger before its per-pod
+    watermarks took their compact form: it restores to the same state (dumped again, it is the
+    same checkpoint), and booking continues from its watermarks: vllm pod u1 had 1300 input,
+    25 cached and 160 output tokens, llama.cpp pod u2 (created 1795766400) 650 + 80 input,
+    80 cached, 95 output."""
+    written = json.loads((DATA / "ledger" / "checkpoint-v1.json").read_text())
+    ledger = Ledger(shards=2)
+    ledger.restore(written)
+    assert [ledger.dump_shard(s) for s in range(2)] == written
+
+    def llama(inp: int, cached: int, out: int, created: float) -> PodObservation:
+        def series(name: str, roles: int, value: int) -> SeriesReading:
+            return SeriesReading(name, "qwen", roles, value, created)
+
+        return PodObservation(
+            uid="u2",
+            namespace="team-b",
+            name="pod-u2",
+            node="n1",
+            inference=True,
+            scraped=True,
+            start_time=at(-3600),
+            readings=(
+                series("llamacpp:prompt_tokens_total{}", ROLE_INPUT, inp),
+                series("llamacpp:prompt_tokens_cached_total{}", ROLE_INPUT | ROLE_CACHED, cached),
+                series("llamacpp:tokens_predicted_total{}", ROLE_OUTPUT, out),
+            ),
+        )
+
+    holds = [held_by("u1", share=0.5), held_by("u2", ns="team-b", share=0.5)]
+    before_a, before_b = totals(ledger, namespace="team-a"), totals(ledger, namespace="team-b")
+    ledger.book(
+        obs(
+            60,
+            [node(4e6, holds=holds)],
+            # u1 continues; u2's server restarted (a new *_created): its counters count whole
+            [vllm("u1", inp=1400, out=200, cached=30), llama(5, 2, 3, 1795770000.0)],
+        )
+    )
+    after_a, after_b = totals(ledger, namespace="team-a"), totals(ledger, namespace="team-b")
+    booked_a = [after_a[k] - before_a[k] for k in ("input", "cached", "output")]
+    booked_b = [after_b[k] - before_b[k] for k in ("input", "cached", "output")]
+    assert booked_a == [100, 5, 40]
+    assert booked_b == [7, 2, 3]

@@ -148,7 +148,10 @@ print(json.dumps({"pods": len(store), "bytes": grown}))
 
 
 def test_cached_pod_costs_at_most_2kb() -> None:
-    """tracemalloc over 1000 distinct realistic pods (names, uids, IPs, RVs differ)."""
+    """tracemalloc over 1000 distinct realistic pods (names, uids, IPs, RVs differ). SPEC §9
+    allows 2 KB; the replicas of a workload share their label sets, annotations, containers
+    and owners, which keeps a pod of a 25-replica workload under 1 KB (it was 1.4 KB when each
+    pod had its own copies)."""
     # The child imports the same infercost as this process.
     source = str(Path(infercost.__file__).resolve().parents[1])
     env = dict(
@@ -166,7 +169,7 @@ def test_cached_pod_costs_at_most_2kb() -> None:
     measured = json.loads(result.stdout)
     assert measured["pods"] == 1000
     per_pod = measured["bytes"] / 1000
-    assert per_pod <= 2048, f"a cached pod costs {per_pod:.0f} bytes (with the cache's indexes)"
+    assert per_pod <= 1024, f"a cached pod costs {per_pod:.0f} bytes (with the cache's indexes)"
 
 
 def test_store_indexes_follow_updates_and_deletes() -> None:
