@@ -124,132 +124,190 @@ def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
     return np.bincount(index, weights, minlength=size).astype(np.float64, copy=False)
 
 
+@attrs.frozen
+class _Rows:
+    """Where assignments go, one row per destination: ``slot`` (a key, offset by ``n_keys + 1``
+    when the row is active), the ``source`` whose amounts it takes (a GPU or a node) and the
+    ``weight`` it takes of them."""
+
+    slot: IntArray
+    source: IntArray
+    weight: FloatArray
+
+
+def _entry_rows(
+    inp: AttributionInput,
+    pod_tokens: FloatArray,
+    *,
+    pods: IntArray,
+    weights: FloatArray,
+    sources: IntArray,
+    pod_entries: IntArray,
+) -> _Rows:
+    """The assignments of pods with several entries, one row per (assignment, entry): rule 3,
+    an entry's token share of its pod, or an even split when the pod served nothing."""
+    ends = np.cumsum(pod_entries)
+    n_rows = int(ends[-1]) if len(ends) else 0
+    # the assignment of each row: +1 at each assignment's first row
+    owner = np.cumsum(np.bincount(ends[:-1], minlength=n_rows)[:n_rows])
+    entry = inp.entry_ptr.take(pods)
+    entry -= ends - pod_entries
+    entry = entry.take(owner)
+    entry += np.arange(n_rows)
+    tokens = inp.entry_tokens.take(entry)
+    totals = pod_tokens.take(pods)
+    silent = totals <= 0
+    per_token = weights / np.where(silent, pod_entries, totals)
+    weight = per_token.take(owner)
+    weight *= np.where(silent.take(owner), 1.0, tokens)
+    active = tokens > 0
+    active &= inp.pod_inference.take(pods).take(owner)
+    slot = inp.entry_key.take(entry)
+    slot += active * (inp.n_keys + 1)
+    return _Rows(slot=slot, source=sources.take(owner), weight=weight)
+
+
 def attribute(inp: AttributionInput) -> Attribution:
     """Cost goes GPU → pods → entries: a held GPU to its holders, a shared node's GPUs (summed
-    first) to its pods by tokens, a pod's receipts to its entries. Most pods have one entry, so
-    an assignment (a holding, or a pod's token share of its node) goes straight to its pod's
-    key; only pods with several entries are expanded to their entries. It runs one component
-    at a time on 1-D vectors and frees what it no longer reads: on a 100,000-pod cluster,
-    gathering rows of 2-D arrays and keeping dead temporaries cost more (in page faults) than
-    the arithmetic itself.
+    first) to its pods by tokens, a pod's receipts to its entries.
 
-    Node-indexed arrays have one spare slot at the end, so that node −1 (a pool GPU, read
-    through numpy's negative indexing) lands in a slot that is never set.
+    Everything about *where* cost goes is worked out once, as index arrays: an assignment (a
+    holding, or a pod's token share of its node) whose pod has one entry is one row straight
+    to its key; an assignment to a pod with several entries becomes one row per entry. Only
+    then are the amounts moved, one component at a time on 1-D vectors (a gather of the
+    source's amount, a multiply by the row's weight, a scatter-add to the key). A row's slot
+    also says whether it is active (the entry served tokens and the pod serves inference): the
+    key space is doubled, so active GPU-seconds come out of the same scatter as all
+    GPU-seconds instead of another pass.
+
+    Node-indexed arrays have one spare slot at the end, so that node −1 (a pool GPU, or a pod
+    without a node, read through numpy's negative indexing) lands in a slot of its own.
     """
     n_gpus = len(inp.gpu_node)
     n_pods = len(inp.pod_node)
+    n_keys = inp.n_keys
     n_components = inp.gpu_amounts.shape[1]
-    counts = np.diff(inp.entry_ptr)
+    ptr = inp.entry_ptr
+    counts = np.diff(ptr)
     # the pod of each entry: +1 at each pod's first entry (bincount: pods may have none)
     n_entries = len(inp.entry_key)
-    entry_pod = np.cumsum(np.bincount(inp.entry_ptr[1:-1], minlength=n_entries + 1)[:n_entries])
+    entry_pod = np.cumsum(np.bincount(ptr[1:-1], minlength=n_entries + 1)[:n_entries])
     pod_tokens = _sum_by(entry_pod, inp.entry_tokens, n_pods)
     del entry_pod
-    silent = pod_tokens <= 0  # rule 3: such a pod's cost is split evenly over its entries
+    serving = pod_tokens > 0
+    serving &= inp.pod_inference
 
     # rule 1: holders, at most the whole GPU in total
     held = _sum_by(inp.hold_gpu, inp.hold_share, n_gpus)
-    hold_share = inp.hold_share / np.maximum(held, 1.0).take(inp.hold_gpu)
-    node_has_holders = np.zeros(inp.n_nodes + 1, dtype=bool)
-    node_has_holders[inp.gpu_node.take(inp.hold_gpu[inp.hold_share > 0])] = True
-    node_has_holders[inp.n_nodes] = False  # a held pool GPU wrote the spare slot
+    overheld = bool(n_gpus) and float(held.max()) > 1.0
+    if overheld:
+        hold_share = inp.hold_share / np.maximum(held, 1.0).take(inp.hold_gpu)
+    else:
+        hold_share = inp.hold_share
+    positive = inp.hold_share > 0
+    holding = inp.hold_gpu if positive.all() else inp.hold_gpu[positive]
+    # nodes whose pods do not share by tokens: those with holders, and "node −1"
+    closed = np.zeros(inp.n_nodes + 1, dtype=bool)
+    closed[inp.gpu_node.take(holding)] = True
+    closed[inp.n_nodes] = True
+    del positive, holding
 
     # rule 2: GPUs of nodes without holders, by the token share of the node's inference pods
-    sharing = inp.pod_inference & ~silent
-    sharing &= inp.pod_node >= 0
-    sharing &= ~node_has_holders.take(inp.pod_node, mode="wrap")
+    sharing = serving & ~closed.take(inp.pod_node, mode="wrap")
     share_pod = np.flatnonzero(sharing)
     share_node = inp.pod_node.take(share_pod)
-    node_tokens = _sum_by(share_node, pod_tokens.take(share_pod), inp.n_nodes + 1)
+    share_tokens = pod_tokens.take(share_pod)
+    node_tokens = _sum_by(share_node, share_tokens, inp.n_nodes + 1)
+    share_weight = share_tokens / node_tokens.take(share_node)
     shared = node_tokens.take(inp.gpu_node, mode="wrap") > 0
     shared_gpus = np.flatnonzero(shared)
     shared_node = inp.gpu_node.take(shared_gpus)
-    share_weight = pod_tokens.take(share_pod) / node_tokens.take(share_node)
-    # a holder without entries passes nothing on (rule 5 below)
-    passed = hold_share * (counts.take(inp.hold_pod) > 0)
-    del held, sharing, node_tokens, shared
+    del sharing, share_tokens, node_tokens, closed
 
-    # Assignments: a pod with one entry has its key here (slot n_keys collects the others,
-    # which go to their pods first, then to their entries).
-    receiver = np.concatenate((inp.hold_pod, share_pod))
-    receiver_entries = counts.take(receiver)
-    single = receiver_entries == 1
-    first_entry = inp.entry_ptr.take(receiver)
-    direct_key = inp.entry_key.take(first_entry, mode="clip")
-    direct_key[~single] = inp.n_keys
-    direct_active = inp.entry_tokens.take(first_entry, mode="clip") > 0
-    direct_active &= single
-    direct_active &= inp.pod_inference.take(receiver)
-    multi = np.flatnonzero(receiver_entries > 1)
-    multi_receiver = receiver.take(multi)
-    is_multi = np.zeros(n_pods, dtype=bool)
-    is_multi[multi_receiver] = True
-    multi_pods = np.flatnonzero(is_multi)
-    slot_of_pod = np.empty(n_pods, dtype=np.int64)  # read only at multi_pods
-    slot_of_pod[multi_pods] = np.arange(len(multi_pods))
-    multi_slot = slot_of_pod.take(multi_receiver)
-    multi_counts = counts.take(multi_pods)
-    # the entries of those pods, CSR-expanded: the slot each belongs to, its index, its weight
-    multi_owner = np.repeat(np.arange(len(multi_pods)), multi_counts)
-    multi_entry = np.arange(len(multi_owner)) + (
-        inp.entry_ptr.take(multi_pods) - (np.cumsum(multi_counts) - multi_counts)
-    ).take(multi_owner)
-    multi_key = inp.entry_key.take(multi_entry)
-    multi_tokens = inp.entry_tokens.take(multi_entry)
-    multi_pod_tokens = pod_tokens.take(multi_pods)
-    multi_silent = (multi_pod_tokens <= 0).take(multi_owner)
-    multi_weight = np.where(multi_silent, 1.0, multi_tokens)
-    multi_weight /= np.where(multi_pod_tokens > 0, multi_pod_tokens, multi_counts).take(multi_owner)
-    multi_active = (multi_tokens > 0) & inp.pod_inference.take(multi_pods).take(multi_owner)
-    del receiver, receiver_entries, single, first_entry, counts, silent
-    del multi_receiver, is_multi, slot_of_pod, multi_tokens, multi_silent, multi_pod_tokens
+    # Rows. A pod with one entry has its key as its slot, active ones in the upper half; the
+    # others' slot is n_keys, which nothing reads: their rows come from _entry_rows.
+    stride = n_keys + 1
+    single = counts == 1
+    if n_entries:
+        pod_slot = inp.entry_key.take(ptr[:-1], mode="clip")
+        pod_slot += serving * stride
+        pod_slot = np.where(single, pod_slot, n_keys)
+    else:
+        pod_slot = np.full(n_pods, n_keys, dtype=np.int64)
+    del single, serving
+    hold_entries = counts.take(inp.hold_pod)
+    hold_slot = pod_slot.take(inp.hold_pod)
+    share_slot = pod_slot.take(share_pod)
+    share_entries = counts.take(share_pod)
+    multi = np.flatnonzero(hold_entries > 1)
+    hold_multi = _entry_rows(
+        inp,
+        pod_tokens,
+        pods=inp.hold_pod.take(multi),
+        weights=hold_share.take(multi),
+        sources=inp.hold_gpu.take(multi),
+        pod_entries=hold_entries.take(multi),
+    )
+    multi = np.flatnonzero(share_entries > 1)
+    share_multi = _entry_rows(
+        inp,
+        pod_tokens,
+        pods=share_pod.take(multi),
+        weights=share_weight.take(multi),
+        sources=share_node.take(multi),
+        pod_entries=share_entries.take(multi),
+    )
+    del pod_slot, share_entries, multi
 
-    given = np.empty(len(direct_key))
-    given_held, given_shared = given[: len(inp.hold_pod)], given[len(inp.hold_pod) :]
-    key_amounts = np.empty((inp.n_keys, n_components))
-    key_active = np.zeros(inp.n_keys)
-    # the rows of the GPUs read below, gathered once (a strided column gather costs 4× more)
-    held_amounts = inp.gpu_amounts.take(inp.hold_gpu, axis=0)
-    shared_amounts = inp.gpu_amounts.take(shared_gpus, axis=0)
-    # the shared nodes' totals, every component in one bincount (slot: node, component)
-    node_slot = shared_node[:, None] * n_components + np.arange(n_components)
-    node_amounts = _sum_by(
-        node_slot.ravel(), shared_amounts.ravel(), (inp.n_nodes + 1) * n_components
-    ).reshape(inp.n_nodes + 1, n_components)
-    node_amounts = np.ascontiguousarray(node_amounts.T)  # a row per component
-    del node_slot, shared_amounts
-    for c in range(n_components):
-        np.multiply(held_amounts[:, c], hold_share, out=given_held)
-        np.multiply(node_amounts[c].take(share_node), share_weight, out=given_shared)
-        to_keys = _sum_by(direct_key, given, inp.n_keys + 1)[: inp.n_keys]
-        pods_c = _sum_by(multi_slot, given.take(multi), len(multi_pods))
-        entries_c = pods_c.take(multi_owner)
-        entries_c *= multi_weight
-        to_keys += _sum_by(multi_key, entries_c, inp.n_keys)
-        key_amounts[:, c] = to_keys
-        if c == GPU_SECONDS:
-            given *= direct_active
-            entries_c *= multi_active
-            key_active = _sum_by(direct_key, given, inp.n_keys + 1)[: inp.n_keys]
-            key_active += _sum_by(multi_key, entries_c, inp.n_keys)
-    del given, given_held, given_shared, held_amounts, node_amounts
-
-    # rule 5: the rest is idle
-    remainder = 1.0 - _sum_by(inp.hold_gpu, passed, n_gpus)
+    # rule 5: the rest is idle (a holder without entries passes nothing on)
+    if overheld or not (hold_entries > 0).all():
+        passed = hold_share * (hold_entries > 0)
+        given = _sum_by(inp.hold_gpu, passed, n_gpus)
+        del passed
+    else:
+        given = held
+    remainder = 1.0 - given
     np.clip(remainder, 0.0, 1.0, out=remainder)
     remainder[shared_gpus] = 0.0
     idle_gpus = np.flatnonzero(remainder > 0)
-    idle_rows = inp.gpu_amounts.take(idle_gpus, axis=0)
-    idle_rows *= remainder.take(idle_gpus)[:, None]
-    # every component in one bincount: slot (group, component) of the flattened rows
-    idle_slot = inp.gpu_group.take(idle_gpus)[:, None] * n_components + np.arange(n_components)
-    idle = _sum_by(idle_slot.ravel(), idle_rows.ravel(), inp.n_groups * n_components)
-    gpu_shared_node = np.full(n_gpus, -1, dtype=np.int64)
-    gpu_shared_node[shared_gpus] = shared_node
+    idle_weight = remainder.take(idle_gpus)
+    idle_group = inp.gpu_group.take(idle_gpus)
+    del held, given, hold_entries
+
+    # the amounts, a row per component, moved along the rows
+    amounts = np.ascontiguousarray(inp.gpu_amounts.T)
+    slots = np.zeros((n_components, 2 * n_keys + 1))
+    node_amounts = np.zeros(inp.n_nodes + 1)
+    idle = np.zeros((n_components, inp.n_groups))
+    for c in range(n_components):
+        gpu_c = amounts[c]
+        to_slot = slots[c]
+        given_c = gpu_c.take(inp.hold_gpu)
+        given_c *= hold_share
+        np.add.at(to_slot, hold_slot, given_c)
+        given_c = gpu_c.take(hold_multi.source)
+        given_c *= hold_multi.weight
+        np.add.at(to_slot, hold_multi.slot, given_c)
+        node_amounts[:] = 0.0
+        np.add.at(node_amounts, shared_node, gpu_c.take(shared_gpus))
+        given_c = node_amounts.take(share_node)
+        given_c *= share_weight
+        np.add.at(to_slot, share_slot, given_c)
+        given_c = node_amounts.take(share_multi.source)
+        given_c *= share_multi.weight
+        np.add.at(to_slot, share_multi.slot, given_c)
+        given_c = gpu_c.take(idle_gpus)
+        given_c *= idle_weight
+        np.add.at(idle[c], idle_group, given_c)
+    del amounts, given_c, node_amounts
+
+    key_amounts = np.empty((n_keys, n_components))
+    np.add(slots[:, :n_keys], slots[:, stride:], out=key_amounts.T)
+    gpu_shared_node = np.where(shared, inp.gpu_node, -1)
     return Attribution(
         key_amounts=key_amounts,
-        key_active_seconds=key_active,
-        idle_amounts=idle.reshape(inp.n_groups, n_components),
+        key_active_seconds=slots[GPU_SECONDS, stride:].copy(),
+        idle_amounts=np.ascontiguousarray(idle.T),
         gpu_remainder=remainder,
         hold_gpu=inp.hold_gpu,
         hold_pod=inp.hold_pod,
