@@ -126,9 +126,7 @@ def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
 
 @attrs.frozen
 class _Rows:
-    """Where assignments go, one row per destination: ``slot`` (a key, offset by ``n_keys + 1``
-    when the row is active), the ``source`` whose amounts it takes (a GPU or a node) and the
-    ``weight`` it takes of them."""
+    """Moves ``weight`` × the amount in ``source`` to ``slot``, one row at a time."""
 
     slot: IntArray
     source: IntArray
@@ -136,30 +134,25 @@ class _Rows:
 
 
 def _entry_rows(
-    inp: AttributionInput,
-    pod_tokens: FloatArray,
-    *,
-    pods: IntArray,
-    weights: FloatArray,
-    sources: IntArray,
-    pod_entries: IntArray,
+    inp: AttributionInput, pods: IntArray, sources: IntArray, pod_tokens: FloatArray
 ) -> _Rows:
-    """The assignments of pods with several entries, one row per (assignment, entry): rule 3,
-    an entry's token share of its pod, or an even split when the pod served nothing."""
-    ends = np.cumsum(pod_entries)
+    """Rule 3 for pods with several entries: what a pod received (at ``sources``) goes to
+    each entry by its token share of the pod, or evenly when the pod served nothing; an entry
+    that served tokens in an inference pod goes to its key's active slot."""
+    entries = np.diff(inp.entry_ptr).take(pods)
+    ends = np.cumsum(entries)
     n_rows = int(ends[-1]) if len(ends) else 0
-    # the assignment of each row: +1 at each assignment's first row
+    # the pod of each row: +1 at each pod's first row
     owner = np.cumsum(np.bincount(ends[:-1], minlength=n_rows)[:n_rows])
     entry = inp.entry_ptr.take(pods)
-    entry -= ends - pod_entries
+    entry -= ends - entries
     entry = entry.take(owner)
     entry += np.arange(n_rows)
     tokens = inp.entry_tokens.take(entry)
     totals = pod_tokens.take(pods)
     silent = totals <= 0
-    per_token = weights / np.where(silent, pod_entries, totals)
-    weight = per_token.take(owner)
-    weight *= np.where(silent.take(owner), 1.0, tokens)
+    weight = np.where(silent.take(owner), 1.0, tokens)
+    weight /= np.where(silent, entries, totals).take(owner)
     active = tokens > 0
     active &= inp.pod_inference.take(pods).take(owner)
     slot = inp.entry_key.take(entry)
@@ -171,14 +164,18 @@ def attribute(inp: AttributionInput) -> Attribution:
     """Cost goes GPU → pods → entries: a held GPU to its holders, a shared node's GPUs (summed
     first) to its pods by tokens, a pod's receipts to its entries.
 
-    Everything about *where* cost goes is worked out once, as index arrays: an assignment (a
-    holding, or a pod's token share of its node) whose pod has one entry is one row straight
-    to its key; an assignment to a pod with several entries becomes one row per entry. Only
-    then are the amounts moved, one component at a time on 1-D vectors (a gather of the
-    source's amount, a multiply by the row's weight, a scatter-add to the key). A row's slot
-    also says whether it is active (the entry served tokens and the pod serves inference): the
-    key space is doubled, so active GPU-seconds come out of the same scatter as all
-    GPU-seconds instead of another pass.
+    Where cost goes is worked out once, as index arrays; only then are the amounts moved, one
+    component at a time, by a few scatter-adds into one vector per component laid out as
+
+        [keys | discard | active keys | idle groups | nodes | pods with several entries]
+
+    First every GPU goes whole to one slot, straight from its column of ``gpu_amounts`` (no
+    gather): its holder's key when the holder has one entry, its node when it is shared by
+    tokens, its idle group when nobody holds it, or a pod with several entries. What does not
+    fit that (a second holder of a GPU, the idle part of a partly held GPU) is a few extra
+    rows. Then the nodes and the pods with several entries pass what they received to their
+    entries' keys. A key has two slots, so that its active GPU-seconds (its entry served
+    tokens in an inference pod) come out of the same scatter as all its GPU-seconds.
 
     Node-indexed arrays have one spare slot at the end, so that node −1 (a pool GPU, or a pod
     without a node, read through numpy's negative indexing) lands in a slot of its own.
@@ -189,13 +186,18 @@ def attribute(inp: AttributionInput) -> Attribution:
     n_components = inp.gpu_amounts.shape[1]
     ptr = inp.entry_ptr
     counts = np.diff(ptr)
-    # the pod of each entry: +1 at each pod's first entry (bincount: pods may have none)
     n_entries = len(inp.entry_key)
+    # the pod of each entry: +1 at each pod's first entry (bincount: pods may have none)
     entry_pod = np.cumsum(np.bincount(ptr[1:-1], minlength=n_entries + 1)[:n_entries])
     pod_tokens = _sum_by(entry_pod, inp.entry_tokens, n_pods)
-    del entry_pod
     serving = pod_tokens > 0
     serving &= inp.pod_inference
+
+    # the slots of the vector the amounts are moved into
+    stride = n_keys + 1  # a key's active slot is its slot + stride
+    group_base = 2 * n_keys + 1
+    node_base = group_base + inp.n_groups
+    pod_base = node_base + inp.n_nodes + 1
 
     # rule 1: holders, at most the whole GPU in total
     held = _sum_by(inp.hold_gpu, inp.hold_share, n_gpus)
@@ -205,12 +207,31 @@ def attribute(inp: AttributionInput) -> Attribution:
     else:
         hold_share = inp.hold_share
     positive = inp.hold_share > 0
-    holding = inp.hold_gpu if positive.all() else inp.hold_gpu[positive]
+    all_positive = bool(positive.all())
     # nodes whose pods do not share by tokens: those with holders, and "node −1"
     closed = np.zeros(inp.n_nodes + 1, dtype=bool)
-    closed[inp.gpu_node.take(holding)] = True
+    closed[inp.gpu_node.take(inp.hold_gpu if all_positive else inp.hold_gpu[positive])] = True
     closed[inp.n_nodes] = True
-    del positive, holding
+
+    # a holding's slot: its pod's key (active when the pod serves), a pod with several
+    # entries, or nowhere (a pod without entries passes nothing on)
+    hold_entries = counts.take(inp.hold_pod)
+    if n_entries:
+        hold_slot = inp.entry_key.take(ptr.take(inp.hold_pod), mode="clip")
+        hold_slot += serving.take(inp.hold_pod) * stride
+    else:
+        hold_slot = np.full(len(inp.hold_pod), n_keys, dtype=np.int64)
+    multi = np.flatnonzero(hold_entries > 1)
+    is_multi = np.zeros(n_pods, dtype=bool)
+    is_multi[inp.hold_pod.take(multi)] = True
+    multi_pods = np.flatnonzero(is_multi)
+    local = np.empty(n_pods, dtype=np.int64)  # read only at multi_pods
+    local[multi_pods] = np.arange(pod_base, pod_base + len(multi_pods))
+    hold_slot[multi] = local.take(inp.hold_pod.take(multi))
+    empty_pod = hold_entries == 0
+    if empty_pod.any():
+        hold_slot[empty_pod] = n_keys
+    del is_multi, local, multi
 
     # rule 2: GPUs of nodes without holders, by the token share of the node's inference pods
     sharing = serving & ~closed.take(inp.pod_node, mode="wrap")
@@ -222,92 +243,91 @@ def attribute(inp: AttributionInput) -> Attribution:
     shared = node_tokens.take(inp.gpu_node, mode="wrap") > 0
     shared_gpus = np.flatnonzero(shared)
     shared_node = inp.gpu_node.take(shared_gpus)
-    del sharing, share_tokens, node_tokens, closed
-
-    # Rows. A pod with one entry has its key as its slot, active ones in the upper half; the
-    # others' slot is n_keys, which nothing reads: their rows come from _entry_rows.
-    stride = n_keys + 1
-    single = counts == 1
-    if n_entries:
-        pod_slot = inp.entry_key.take(ptr[:-1], mode="clip")
-        pod_slot += serving * stride
-        pod_slot = np.where(single, pod_slot, n_keys)
-    else:
-        pod_slot = np.full(n_pods, n_keys, dtype=np.int64)
-    del single, serving
-    hold_entries = counts.take(inp.hold_pod)
-    hold_slot = pod_slot.take(inp.hold_pod)
-    share_slot = pod_slot.take(share_pod)
-    share_entries = counts.take(share_pod)
-    multi = np.flatnonzero(hold_entries > 1)
-    hold_multi = _entry_rows(
-        inp,
-        pod_tokens,
-        pods=inp.hold_pod.take(multi),
-        weights=hold_share.take(multi),
-        sources=inp.hold_gpu.take(multi),
-        pod_entries=hold_entries.take(multi),
+    # a shared node's entries that served tokens: their share of the node is theirs of its
+    # tokens (pod share × entry share of the pod)
+    on = sharing.take(entry_pod)
+    on &= inp.entry_tokens > 0
+    node_entries = np.flatnonzero(on)
+    entry_node = inp.pod_node.take(entry_pod.take(node_entries))
+    node_rows = _Rows(
+        slot=inp.entry_key.take(node_entries) + stride,
+        source=entry_node + node_base,
+        weight=inp.entry_tokens.take(node_entries) / node_tokens.take(entry_node),
     )
-    multi = np.flatnonzero(share_entries > 1)
-    share_multi = _entry_rows(
-        inp,
-        pod_tokens,
-        pods=share_pod.take(multi),
-        weights=share_weight.take(multi),
-        sources=share_node.take(multi),
-        pod_entries=share_entries.take(multi),
+    pod_rows = _entry_rows(
+        inp, multi_pods, np.arange(pod_base, pod_base + len(multi_pods)), pod_tokens
     )
-    del pod_slot, share_entries, multi
+    del entry_pod, sharing, share_tokens, node_tokens, closed, on, node_entries, entry_node
 
-    # rule 5: the rest is idle (a holder without entries passes nothing on)
-    if overheld or not (hold_entries > 0).all():
-        passed = hold_share * (hold_entries > 0)
-        given = _sum_by(inp.hold_gpu, passed, n_gpus)
-        del passed
+    # rule 5: the rest is idle
+    if overheld or empty_pod.any():
+        given = _sum_by(inp.hold_gpu, hold_share * ~empty_pod, n_gpus)
     else:
         given = held
     remainder = 1.0 - given
     np.clip(remainder, 0.0, 1.0, out=remainder)
     remainder[shared_gpus] = 0.0
-    idle_gpus = np.flatnonzero(remainder > 0)
-    idle_weight = remainder.take(idle_gpus)
-    idle_group = inp.gpu_group.take(idle_gpus)
-    del held, given, hold_entries
+    del held, given, empty_pod
 
-    # the amounts, a row per component, moved along the rows
-    amounts = np.ascontiguousarray(inp.gpu_amounts.T)
-    slots = np.zeros((n_components, 2 * n_keys + 1))
-    node_amounts = np.zeros(inp.n_nodes + 1)
-    idle = np.zeros((n_components, inp.n_groups))
+    # Each GPU's first slot: its idle group, its node, or its (first) holder's slot
+    gpu_slot = inp.gpu_group + group_base
+    gpu_slot[shared_gpus] = shared_node + node_base
+    gpu_weight = remainder.copy()
+    gpu_weight[shared_gpus] = 1.0
+    if all_positive and bool((np.diff(inp.hold_gpu) > 0).all()):
+        first = inp.hold_gpu
+        extra = np.empty(0, dtype=np.int64)
+        gpu_slot[first] = hold_slot
+        gpu_weight[first] = hold_share
+    else:
+        candidates = np.flatnonzero(positive)
+        winner = np.full(n_gpus, -1, dtype=np.int64)
+        winner[inp.hold_gpu.take(candidates)] = candidates
+        primary = winner.take(inp.hold_gpu) == np.arange(len(inp.hold_gpu))
+        primary &= positive
+        first_h = np.flatnonzero(primary)
+        extra = np.flatnonzero(~primary)
+        first = inp.hold_gpu.take(first_h)
+        gpu_slot[first] = hold_slot.take(first_h)
+        gpu_weight[first] = hold_share.take(first_h)
+        del candidates, winner, primary, first_h
+    # a held GPU's idle part, and the holdings that are not a GPU's first
+    part_idle = first.take(np.flatnonzero(remainder.take(first) > 0))
+    gpu_rows = _Rows(
+        slot=np.concatenate((hold_slot.take(extra), inp.gpu_group.take(part_idle) + group_base)),
+        source=np.concatenate((inp.hold_gpu.take(extra), part_idle)),
+        weight=np.concatenate((hold_share.take(extra), remainder.take(part_idle))),
+    )
+    del hold_slot, hold_entries, positive, extra, first, part_idle
+
+    moved = np.zeros((n_components, pod_base + len(multi_pods)))
+    # GPUs usually go whole: then the column is scattered as it is (no multiply, no copy)
+    whole = bool((gpu_weight == 1.0).all())
+    given_c = None if whole else np.empty(n_gpus)
     for c in range(n_components):
-        gpu_c = amounts[c]
-        to_slot = slots[c]
-        given_c = gpu_c.take(inp.hold_gpu)
-        given_c *= hold_share
-        np.add.at(to_slot, hold_slot, given_c)
-        given_c = gpu_c.take(hold_multi.source)
-        given_c *= hold_multi.weight
-        np.add.at(to_slot, hold_multi.slot, given_c)
-        node_amounts[:] = 0.0
-        np.add.at(node_amounts, shared_node, gpu_c.take(shared_gpus))
-        given_c = node_amounts.take(share_node)
-        given_c *= share_weight
-        np.add.at(to_slot, share_slot, given_c)
-        given_c = node_amounts.take(share_multi.source)
-        given_c *= share_multi.weight
-        np.add.at(to_slot, share_multi.slot, given_c)
-        given_c = gpu_c.take(idle_gpus)
-        given_c *= idle_weight
-        np.add.at(idle[c], idle_group, given_c)
-    del amounts, given_c, node_amounts
+        into = moved[c]
+        column = inp.gpu_amounts[:, c]
+        if given_c is not None:
+            column = np.multiply(column, gpu_weight, out=given_c)
+        np.add.at(into, gpu_slot, column)
+        if len(gpu_rows.slot):
+            rows_c = inp.gpu_amounts[gpu_rows.source, c]
+            rows_c *= gpu_rows.weight
+            np.add.at(into, gpu_rows.slot, rows_c)
+        for rows in (node_rows, pod_rows):
+            rows_c = into.take(rows.source)
+            rows_c *= rows.weight
+            np.add.at(into, rows.slot, rows_c)
+    del given_c, gpu_slot, gpu_weight
 
     key_amounts = np.empty((n_keys, n_components))
-    np.add(slots[:, :n_keys], slots[:, stride:], out=key_amounts.T)
-    gpu_shared_node = np.where(shared, inp.gpu_node, -1)
+    np.add(moved[:, :n_keys], moved[:, stride:group_base], out=key_amounts.T)
+    gpu_shared_node = np.full(n_gpus, -1, dtype=np.int64)
+    gpu_shared_node[shared_gpus] = shared_node
     return Attribution(
         key_amounts=key_amounts,
-        key_active_seconds=slots[GPU_SECONDS, stride:].copy(),
-        idle_amounts=np.ascontiguousarray(idle.T),
+        key_active_seconds=moved[GPU_SECONDS, stride:group_base].copy(),
+        idle_amounts=np.ascontiguousarray(moved[:, group_base:node_base].T),
         gpu_remainder=remainder,
         hold_gpu=inp.hold_gpu,
         hold_pod=inp.hold_pod,
