@@ -70,29 +70,34 @@ class Attribution:
     gpu_remainder: FloatArray
     """Per GPU, the fraction that is idle."""
     # Where each GPU's cost went, kept to answer :meth:`rows_of`: holdings (rule 1, shares
-    # scaled), the token shares of nodes whose GPUs are shared (rule 2), and what splits a
+    # scaled), the pods that share their node's GPUs by tokens (rule 2), and what splits a
     # pod over its entries (rule 3).
     hold_gpu: IntArray
     hold_pod: IntArray
     hold_share: FloatArray
-    gpu_shared_node: IntArray
-    """Per GPU, its node when rule 2 split it, else −1."""
-    share_pod: IntArray
-    share_node: IntArray
-    share_weight: FloatArray
+    gpu_node: IntArray
+    pod_node: IntArray
+    sharing: BoolArray
+    """Per pod, whether it takes a token share of its node's GPUs."""
+    node_tokens: FloatArray
+    """Per node, the tokens of its sharing pods (> 0: rule 2 splits its GPUs); the spare last
+    slot, read for node −1, stays 0."""
     entry_ptr: IntArray
     entry_key: IntArray
     entry_tokens: FloatArray
     pod_tokens: FloatArray
-    _index: dict[str, IntArray] = attrs.field(factory=dict, eq=False, repr=False)
+    _index: dict[str, tuple[IntArray, IntArray]] = attrs.field(factory=dict, eq=False, repr=False)
 
     def rows_of(self, gpu: int) -> list[tuple[int, float]]:
         """(key, weight) of one GPU's non-idle destinations."""
-        node = int(self.gpu_shared_node[gpu])
-        if node >= 0:
-            pods, shares = self._owners(node, self.share_node, self.share_pod, self.share_weight)
+        node = int(self.gpu_node[gpu])
+        node_total = float(self.node_tokens[node])
+        if node_total > 0:
+            pods = self._owned("share", node)
+            shares = self.pod_tokens[pods] / node_total
         else:
-            pods, shares = self._owners(gpu, self.hold_gpu, self.hold_pod, self.hold_share)
+            picked = self._owned("hold", gpu)
+            pods, shares = self.hold_pod[picked], self.hold_share[picked]
         rows: list[tuple[int, float]] = []
         for pod, share in zip(pods.tolist(), shares.tolist(), strict=True):
             start, end = int(self.entry_ptr[pod]), int(self.entry_ptr[pod + 1])
@@ -101,22 +106,25 @@ class Attribution:
             if total > 0:
                 weights = (self.entry_tokens[start:end] / total * share).tolist()
             else:
-                weights = [share / (end - start)] * (end - start)
+                weights = [share / len(keys)] * len(keys)
             rows.extend(zip(keys, weights, strict=True))
         return rows
 
-    def _owners(
-        self, owner: int, owners: IntArray, pods: IntArray, shares: FloatArray
-    ) -> tuple[IntArray, FloatArray]:
-        # the ledger asks for every deferred GPU: sort once, then binary search
-        name = "share" if owners is self.share_node else "hold"
-        order = self._index.get(name)
-        if order is None:
-            order = self._index[name] = np.argsort(owners, kind="stable")
-        sorted_owners = owners[order]
+    def _owned(self, name: str, owner: int) -> IntArray:
+        """The sharing pods of node ``owner`` ("share"), or the holdings of GPU ``owner``
+        ("hold"). The ledger asks for every deferred GPU: sort once, then binary search."""
+        index = self._index.get(name)
+        if index is None:
+            if name == "share":
+                items = np.flatnonzero(self.sharing)
+                owners = self.pod_node.take(items)
+            else:
+                items, owners = np.arange(len(self.hold_gpu)), self.hold_gpu
+            order = np.argsort(owners, kind="stable")
+            index = self._index[name] = (owners.take(order), items.take(order))
+        sorted_owners, sorted_items = index
         lo, hi = np.searchsorted(sorted_owners, [owner, owner + 1])
-        picked = order[lo:hi]
-        return pods[picked], shares[picked]
+        return sorted_items[lo:hi]
 
 
 def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
@@ -188,7 +196,8 @@ def attribute(inp: AttributionInput) -> Attribution:
     counts = np.diff(ptr)
     n_entries = len(inp.entry_key)
     # the pod of each entry: +1 at each pod's first entry (bincount: pods may have none)
-    entry_pod = np.cumsum(np.bincount(ptr[1:-1], minlength=n_entries + 1)[:n_entries])
+    entry_pod = np.bincount(ptr[1:-1], minlength=n_entries + 1)[:n_entries]
+    np.cumsum(entry_pod, out=entry_pod)
     pod_tokens = _sum_by(entry_pod, inp.entry_tokens, n_pods)
     serving = pod_tokens > 0
     serving &= inp.pod_inference
@@ -199,23 +208,32 @@ def attribute(inp: AttributionInput) -> Attribution:
     node_base = group_base + inp.n_groups
     pod_base = node_base + inp.n_nodes + 1
 
-    # rule 1: holders, at most the whole GPU in total
-    held = _sum_by(inp.hold_gpu, inp.hold_share, n_gpus)
-    overheld = bool(n_gpus) and float(held.max()) > 1.0
-    if overheld:
-        hold_share = inp.hold_share / np.maximum(held, 1.0).take(inp.hold_gpu)
-    else:
-        hold_share = inp.hold_share
+    # rule 1: holders, at most the whole GPU in total. Usually DCGM names one pod per GPU,
+    # in GPU order: then nothing needs summing per GPU.
     positive = inp.hold_share > 0
     all_positive = bool(positive.all())
+    once = all_positive and bool((np.diff(inp.hold_gpu) > 0).all())
+    hold_entries = counts.take(inp.hold_pod)
+    passes = hold_entries > 0  # a holder without entries passes nothing on (rule 5)
+    all_pass = bool(passes.all())
+    if once:
+        hold_share = np.minimum(inp.hold_share, 1.0)
+        remainder = np.ones(n_gpus)
+        remainder[inp.hold_gpu] = 1.0 - (hold_share if all_pass else hold_share * passes)
+    else:
+        held = _sum_by(inp.hold_gpu, inp.hold_share, n_gpus)
+        hold_share = inp.hold_share / np.maximum(held, 1.0).take(inp.hold_gpu)
+        given = _sum_by(inp.hold_gpu, hold_share * passes, n_gpus)
+        remainder = 1.0 - given
+        np.clip(remainder, 0.0, 1.0, out=remainder)
+        del held, given
     # nodes whose pods do not share by tokens: those with holders, and "node −1"
     closed = np.zeros(inp.n_nodes + 1, dtype=bool)
     closed[inp.gpu_node.take(inp.hold_gpu if all_positive else inp.hold_gpu[positive])] = True
     closed[inp.n_nodes] = True
 
     # a holding's slot: its pod's key (active when the pod serves), a pod with several
-    # entries, or nowhere (a pod without entries passes nothing on)
-    hold_entries = counts.take(inp.hold_pod)
+    # entries, or nowhere (a pod without entries)
     if n_entries:
         hold_slot = inp.entry_key.take(ptr.take(inp.hold_pod), mode="clip")
         hold_slot += serving.take(inp.hold_pod) * stride
@@ -228,57 +246,43 @@ def attribute(inp: AttributionInput) -> Attribution:
     local = np.empty(n_pods, dtype=np.int64)  # read only at multi_pods
     local[multi_pods] = np.arange(pod_base, pod_base + len(multi_pods))
     hold_slot[multi] = local.take(inp.hold_pod.take(multi))
-    empty_pod = hold_entries == 0
-    if empty_pod.any():
-        hold_slot[empty_pod] = n_keys
-    del is_multi, local, multi
+    if not all_pass:
+        hold_slot[~passes] = n_keys
+    del is_multi, local, multi, hold_entries, passes
 
-    # rule 2: GPUs of nodes without holders, by the token share of the node's inference pods
-    sharing = serving & ~closed.take(inp.pod_node, mode="wrap")
-    share_pod = np.flatnonzero(sharing)
-    share_node = inp.pod_node.take(share_pod)
-    share_tokens = pod_tokens.take(share_pod)
-    node_tokens = _sum_by(share_node, share_tokens, inp.n_nodes + 1)
-    share_weight = share_tokens / node_tokens.take(share_node)
-    shared = node_tokens.take(inp.gpu_node, mode="wrap") > 0
-    shared_gpus = np.flatnonzero(shared)
-    shared_node = inp.gpu_node.take(shared_gpus)
-    # a shared node's entries that served tokens: their share of the node is theirs of its
-    # tokens (pod share × entry share of the pod)
+    # rule 2: GPUs of nodes without holders go to the entries of the node's inference pods
+    # that served tokens, by their share of the node's tokens (pod share × entry share)
+    sharing = ~closed
+    sharing = sharing.take(inp.pod_node, mode="wrap")
+    sharing &= serving
     on = sharing.take(entry_pod)
     on &= inp.entry_tokens > 0
     node_entries = np.flatnonzero(on)
     entry_node = inp.pod_node.take(entry_pod.take(node_entries))
-    node_rows = _Rows(
-        slot=inp.entry_key.take(node_entries) + stride,
-        source=entry_node + node_base,
-        weight=inp.entry_tokens.take(node_entries) / node_tokens.take(entry_node),
-    )
+    entry_tokens = inp.entry_tokens.take(node_entries)
+    node_tokens = _sum_by(entry_node, entry_tokens, inp.n_nodes + 1)
+    entry_tokens /= node_tokens.take(entry_node)
+    entry_node += node_base
+    node_slot = inp.entry_key.take(node_entries)
+    node_slot += stride
+    node_rows = _Rows(slot=node_slot, source=entry_node, weight=entry_tokens)
+    shared_gpus = np.flatnonzero(node_tokens.take(inp.gpu_node, mode="wrap") > 0)
+    shared_node = inp.gpu_node.take(shared_gpus)
+    remainder[shared_gpus] = 0.0
     pod_rows = _entry_rows(
         inp, multi_pods, np.arange(pod_base, pod_base + len(multi_pods)), pod_tokens
     )
-    del entry_pod, sharing, share_tokens, node_tokens, closed, on, node_entries, entry_node
-
-    # rule 5: the rest is idle
-    if overheld or empty_pod.any():
-        given = _sum_by(inp.hold_gpu, hold_share * ~empty_pod, n_gpus)
-    else:
-        given = held
-    remainder = 1.0 - given
-    np.clip(remainder, 0.0, 1.0, out=remainder)
-    remainder[shared_gpus] = 0.0
-    del held, given, empty_pod
+    del entry_pod, serving, closed, on, node_entries, entry_node, entry_tokens, node_slot
 
     # Each GPU's first slot: its idle group, its node, or its (first) holder's slot
     gpu_slot = inp.gpu_group + group_base
-    gpu_slot[shared_gpus] = shared_node + node_base
-    gpu_weight = remainder.copy()
-    gpu_weight[shared_gpus] = 1.0
-    if all_positive and bool((np.diff(inp.hold_gpu) > 0).all()):
+    shared_node += node_base
+    gpu_slot[shared_gpus] = shared_node
+    del shared_gpus, shared_node
+    if once:
+        first_h = None
         first = inp.hold_gpu
         extra = np.empty(0, dtype=np.int64)
-        gpu_slot[first] = hold_slot
-        gpu_weight[first] = hold_share
     else:
         candidates = np.flatnonzero(positive)
         winner = np.full(n_gpus, -1, dtype=np.int64)
@@ -288,26 +292,30 @@ def attribute(inp: AttributionInput) -> Attribution:
         first_h = np.flatnonzero(primary)
         extra = np.flatnonzero(~primary)
         first = inp.hold_gpu.take(first_h)
-        gpu_slot[first] = hold_slot.take(first_h)
-        gpu_weight[first] = hold_share.take(first_h)
-        del candidates, winner, primary, first_h
-    # a held GPU's idle part, and the holdings that are not a GPU's first
+        del candidates, winner, primary
+    first_slot = hold_slot if first_h is None else hold_slot.take(first_h)
+    first_share = hold_share if first_h is None else hold_share.take(first_h)
+    gpu_slot[first] = first_slot
+    # a GPU nobody holds goes whole (to its group or node); a held one by its first share
+    gpu_weight = None
+    if not bool((first_share == 1.0).all()):
+        gpu_weight = np.ones(n_gpus)
+        gpu_weight[first] = first_share
+    # the idle part of a held GPU, and the holdings that are not a GPU's first
     part_idle = first.take(np.flatnonzero(remainder.take(first) > 0))
     gpu_rows = _Rows(
         slot=np.concatenate((hold_slot.take(extra), inp.gpu_group.take(part_idle) + group_base)),
         source=np.concatenate((inp.hold_gpu.take(extra), part_idle)),
         weight=np.concatenate((hold_share.take(extra), remainder.take(part_idle))),
     )
-    del hold_slot, hold_entries, positive, extra, first, part_idle
+    del hold_slot, positive, extra, first, first_h, first_slot, first_share, part_idle
 
     moved = np.zeros((n_components, pod_base + len(multi_pods)))
-    # GPUs usually go whole: then the column is scattered as it is (no multiply, no copy)
-    whole = bool((gpu_weight == 1.0).all())
-    given_c = None if whole else np.empty(n_gpus)
+    given_c = None if gpu_weight is None else np.empty(n_gpus)
     for c in range(n_components):
         into = moved[c]
         column = inp.gpu_amounts[:, c]
-        if given_c is not None:
+        if gpu_weight is not None:
             column = np.multiply(column, gpu_weight, out=given_c)
         np.add.at(into, gpu_slot, column)
         if len(gpu_rows.slot):
@@ -320,22 +328,18 @@ def attribute(inp: AttributionInput) -> Attribution:
             np.add.at(into, rows.slot, rows_c)
     del given_c, gpu_slot, gpu_weight
 
-    key_amounts = np.empty((n_keys, n_components))
-    np.add(moved[:, :n_keys], moved[:, stride:group_base], out=key_amounts.T)
-    gpu_shared_node = np.full(n_gpus, -1, dtype=np.int64)
-    gpu_shared_node[shared_gpus] = shared_node
     return Attribution(
-        key_amounts=key_amounts,
+        key_amounts=np.add(moved[:, :n_keys], moved[:, stride:group_base]).T,
         key_active_seconds=moved[GPU_SECONDS, stride:group_base].copy(),
         idle_amounts=np.ascontiguousarray(moved[:, group_base:node_base].T),
         gpu_remainder=remainder,
         hold_gpu=inp.hold_gpu,
         hold_pod=inp.hold_pod,
         hold_share=hold_share,
-        gpu_shared_node=gpu_shared_node,
-        share_pod=share_pod,
-        share_node=share_node,
-        share_weight=share_weight,
+        gpu_node=inp.gpu_node,
+        pod_node=inp.pod_node,
+        sharing=sharing,
+        node_tokens=node_tokens,
         entry_ptr=inp.entry_ptr,
         entry_key=inp.entry_key,
         entry_tokens=inp.entry_tokens,
