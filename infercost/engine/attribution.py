@@ -103,6 +103,8 @@ class Attribution:
             start, end = int(self.entry_ptr[pod]), int(self.entry_ptr[pod + 1])
             total = float(self.pod_tokens[pod])
             keys = self.entry_key[start:end].tolist()
+            if not keys:
+                continue  # a pod without entries passes nothing on
             if total > 0:
                 weights = (self.entry_tokens[start:end] / total * share).tolist()
             else:
