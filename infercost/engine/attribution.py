@@ -174,8 +174,9 @@ def attribute(inp: AttributionInput) -> Attribution:
     """Cost goes GPU → pods → entries: a held GPU to its holders, a shared node's GPUs (summed
     first) to its pods by tokens, a pod's receipts to its entries.
 
-    Where cost goes is worked out once, as index arrays; only then are the amounts moved, one
-    component at a time, by a few scatter-adds into one vector per component laid out as
+    Where cost goes is worked out once, as index arrays; only then are the amounts moved by a
+    few scatter-adds into one vector per component (two components share a complex vector),
+    laid out as
 
         [keys | discard | active keys | idle groups | nodes | pods with several entries]
 
@@ -312,28 +313,49 @@ def attribute(inp: AttributionInput) -> Attribution:
     )
     del hold_slot, positive, extra, first, first_h, first_slot, first_share, part_idle
 
-    moved = np.zeros((n_components, pod_base + len(multi_pods)))
-    given_c = None if gpu_weight is None else np.empty(n_gpus)
-    for c in range(n_components):
-        into = moved[c]
-        column = inp.gpu_amounts[:, c]
-        if gpu_weight is not None:
-            column = np.multiply(column, gpu_weight, out=given_c)
-        np.add.at(into, gpu_slot, column)
+    # Two components travel together as one complex number: a scatter-add of complex128
+    # costs less than two of float64. Amortization + i·electricity and energy + i·estimated
+    # energy are adjacent columns of gpu_amounts; GPU-seconds travel alone.
+    amounts = np.ascontiguousarray(inp.gpu_amounts, dtype=np.float64)
+    pairs = amounts[:, :GPU_SECONDS].view(np.complex128)
+    size = pod_base + len(multi_pods)
+    moved_pairs = np.zeros((2, size), dtype=np.complex128)
+    moved_seconds = np.zeros(size)
+    # what nodes and pods pass on, with the weights as complex numbers too (a multiply that
+    # casts its operand costs more than the cast done once)
+    passes_on = [(rows, rows.weight.astype(np.complex128)) for rows in (node_rows, pod_rows)]
+    for raw, into in (
+        (pairs[:, 0], moved_pairs[0]),
+        (pairs[:, 1], moved_pairs[1]),
+        (amounts[:, GPU_SECONDS], moved_seconds),
+    ):
+        np.add.at(into, gpu_slot, raw if gpu_weight is None else raw * gpu_weight)
         if len(gpu_rows.slot):
-            rows_c = inp.gpu_amounts[gpu_rows.source, c]
+            rows_c = raw[gpu_rows.source]
             rows_c *= gpu_rows.weight
             np.add.at(into, gpu_rows.slot, rows_c)
-        for rows in (node_rows, pod_rows):
+        for rows, complex_weight in passes_on:
             rows_c = into.take(rows.source)
-            rows_c *= rows.weight
+            rows_c *= complex_weight if into.dtype == np.complex128 else rows.weight
             np.add.at(into, rows.slot, rows_c)
-    del given_c, gpu_slot, gpu_weight
+    del gpu_slot, gpu_weight
 
+    by_component = (
+        moved_pairs[0].real,
+        moved_pairs[0].imag,
+        moved_pairs[1].real,
+        moved_pairs[1].imag,
+        moved_seconds,
+    )
+    key_amounts = np.empty((n_components, n_keys))
+    idle_amounts = np.empty((inp.n_groups, n_components))
+    for c, moved in enumerate(by_component):
+        np.add(moved[:n_keys], moved[stride:group_base], out=key_amounts[c])
+        idle_amounts[:, c] = moved[group_base:node_base]
     return Attribution(
-        key_amounts=np.add(moved[:, :n_keys], moved[:, stride:group_base]).T,
-        key_active_seconds=moved[GPU_SECONDS, stride:group_base].copy(),
-        idle_amounts=np.ascontiguousarray(moved[:, group_base:node_base].T),
+        key_amounts=key_amounts.T,
+        key_active_seconds=moved_seconds[stride:group_base].copy(),
+        idle_amounts=idle_amounts,
         gpu_remainder=remainder,
         hold_gpu=inp.hold_gpu,
         hold_pod=inp.hold_pod,
