@@ -149,7 +149,8 @@ def _entry_rows(
     """Rule 3 for pods with several entries: what a pod received (at ``sources``) goes to
     each entry by its token share of the pod, or evenly when the pod served nothing; an entry
     that served tokens in an inference pod goes to its key's active slot."""
-    entries = np.diff(inp.entry_ptr).take(pods)
+    entries = inp.entry_ptr.take(pods + 1)
+    entries -= inp.entry_ptr.take(pods)
     ends = np.cumsum(entries)
     n_rows = int(ends[-1]) if len(ends) else 0
     # the pod of each row: +1 at each pod's first row
@@ -196,7 +197,6 @@ def attribute(inp: AttributionInput) -> Attribution:
     n_keys = inp.n_keys
     n_components = inp.gpu_amounts.shape[1]
     ptr = inp.entry_ptr
-    counts = np.diff(ptr)
     n_entries = len(inp.entry_key)
     # the pod of each entry: +1 at each pod's first entry (bincount: pods may have none)
     entry_pod = np.bincount(ptr[1:-1], minlength=n_entries + 1)[:n_entries]
@@ -215,8 +215,10 @@ def attribute(inp: AttributionInput) -> Attribution:
     # in GPU order: then nothing needs summing per GPU.
     positive = inp.hold_share > 0
     all_positive = bool(positive.all())
-    once = all_positive and bool((np.diff(inp.hold_gpu) > 0).all())
-    hold_entries = counts.take(inp.hold_pod)
+    once = all_positive and bool((inp.hold_gpu[1:] > inp.hold_gpu[:-1]).all())
+    first_entry = ptr.take(inp.hold_pod)
+    hold_entries = ptr.take(inp.hold_pod + 1)
+    hold_entries -= first_entry
     passes = hold_entries > 0  # a holder without entries passes nothing on (rule 5)
     all_pass = bool(passes.all())
     if once:
@@ -238,7 +240,7 @@ def attribute(inp: AttributionInput) -> Attribution:
     # a holding's slot: its pod's key (active when the pod serves), a pod with several
     # entries, or nowhere (a pod without entries)
     if n_entries:
-        hold_slot = inp.entry_key.take(ptr.take(inp.hold_pod), mode="clip")
+        hold_slot = inp.entry_key.take(first_entry, mode="clip")
         hold_slot += serving.take(inp.hold_pod) * stride
     else:
         hold_slot = np.full(len(inp.hold_pod), n_keys, dtype=np.int64)
@@ -269,7 +271,8 @@ def attribute(inp: AttributionInput) -> Attribution:
     node_slot = inp.entry_key.take(node_entries)
     node_slot += stride
     node_rows = _Rows(slot=node_slot, source=entry_node, weight=entry_tokens)
-    shared_gpus = np.flatnonzero(node_tokens.take(inp.gpu_node, mode="wrap") > 0)
+    shared_nodes = node_tokens > 0
+    shared_gpus = np.flatnonzero(shared_nodes.take(inp.gpu_node, mode="wrap"))
     shared_node = inp.gpu_node.take(shared_gpus)
     remainder[shared_gpus] = 0.0
     pod_rows = _entry_rows(
@@ -304,8 +307,12 @@ def attribute(inp: AttributionInput) -> Attribution:
     if not bool((first_share == 1.0).all()):
         gpu_weight = np.ones(n_gpus)
         gpu_weight[first] = first_share
-    # the idle part of a held GPU, and the holdings that are not a GPU's first
-    part_idle = first.take(np.flatnonzero(remainder.take(first) > 0))
+    # the idle part of a held GPU (none when every holder takes its GPU whole and passes it
+    # on), and the holdings that are not a GPU's first
+    if once and all_pass and gpu_weight is None:
+        part_idle = np.empty(0, dtype=np.int64)
+    else:
+        part_idle = first.take(np.flatnonzero(remainder.take(first) > 0))
     gpu_rows = _Rows(
         slot=np.concatenate((hold_slot.take(extra), inp.gpu_group.take(part_idle) + group_base)),
         source=np.concatenate((inp.hold_gpu.take(extra), part_idle)),
