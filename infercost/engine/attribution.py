@@ -67,8 +67,6 @@ class Attribution:
     """GPU-seconds per key whose cost went to a model that served tokens in the interval."""
     idle_amounts: FloatArray
     """(groups, components): what is left, per idle group."""
-    gpu_remainder: FloatArray
-    """Per GPU, the fraction that is idle."""
     # Where each GPU's cost went, kept to answer :meth:`rows_of`: holdings (rule 1, shares
     # scaled), the pods that share their node's GPUs by tokens (rule 2), and what splits a
     # pod over its entries (rule 3).
@@ -86,7 +84,26 @@ class Attribution:
     entry_key: IntArray
     entry_tokens: FloatArray
     pod_tokens: FloatArray
+    passed_share: FloatArray
+    """Per holding, the share of its GPU it passes on (0 for a pod without entries)."""
+    remainder: FloatArray | None
+    """Per GPU, the fraction that is idle, when the step needed it; else worked out from the
+    holdings on first use (:attr:`gpu_remainder`): each GPU held at most once."""
     _index: dict[str, tuple[IntArray, IntArray]] = attrs.field(factory=dict, eq=False, repr=False)
+    _cache: dict[str, FloatArray] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def gpu_remainder(self) -> FloatArray:
+        """Per GPU, the fraction that is idle."""
+        if self.remainder is not None:
+            return self.remainder
+        remainder = self._cache.get("remainder")
+        if remainder is None:
+            remainder = np.ones(len(self.gpu_node))
+            remainder[self.hold_gpu] = 1.0 - self.passed_share
+            remainder[self.node_tokens.take(self.gpu_node, mode="wrap") > 0] = 0.0
+            self._cache["remainder"] = remainder
+        return remainder
 
     def rows_of(self, gpu: int) -> list[tuple[int, float]]:
         """(key, weight) of one GPU's non-idle destinations."""
@@ -221,17 +238,17 @@ def attribute(inp: AttributionInput) -> Attribution:
     hold_entries -= first_entry
     passes = hold_entries > 0  # a holder without entries passes nothing on (rule 5)
     all_pass = bool(passes.all())
+    remainder: FloatArray | None = None  # worked out only when needed (see below)
     if once:
         hold_share = np.minimum(inp.hold_share, 1.0)
-        remainder = np.ones(n_gpus)
-        remainder[inp.hold_gpu] = 1.0 - (hold_share if all_pass else hold_share * passes)
+        passed_share = hold_share if all_pass else hold_share * passes
     else:
         held = _sum_by(inp.hold_gpu, inp.hold_share, n_gpus)
         hold_share = inp.hold_share / np.maximum(held, 1.0).take(inp.hold_gpu)
-        given = _sum_by(inp.hold_gpu, hold_share * passes, n_gpus)
-        remainder = 1.0 - given
+        passed_share = hold_share * passes
+        remainder = 1.0 - _sum_by(inp.hold_gpu, passed_share, n_gpus)
         np.clip(remainder, 0.0, 1.0, out=remainder)
-        del held, given
+        del held
     # nodes whose pods do not share by tokens: those with holders, and "node −1"
     closed = np.zeros(inp.n_nodes + 1, dtype=bool)
     closed[inp.gpu_node.take(inp.hold_gpu if all_positive else inp.hold_gpu[positive])] = True
@@ -274,7 +291,8 @@ def attribute(inp: AttributionInput) -> Attribution:
     shared_nodes = node_tokens > 0
     shared_gpus = np.flatnonzero(shared_nodes.take(inp.gpu_node, mode="wrap"))
     shared_node = inp.gpu_node.take(shared_gpus)
-    remainder[shared_gpus] = 0.0
+    if remainder is not None:
+        remainder[shared_gpus] = 0.0
     pod_rows = _entry_rows(
         inp, multi_pods, np.arange(pod_base, pod_base + len(multi_pods)), pod_tokens
     )
@@ -284,7 +302,7 @@ def attribute(inp: AttributionInput) -> Attribution:
     gpu_slot = inp.gpu_group + group_base
     shared_node += node_base
     gpu_slot[shared_gpus] = shared_node
-    del shared_gpus, shared_node
+    del shared_node
     if once:
         first_h = None
         first = inp.hold_gpu
@@ -312,13 +330,23 @@ def attribute(inp: AttributionInput) -> Attribution:
     if once and all_pass and gpu_weight is None:
         part_idle = np.empty(0, dtype=np.int64)
     else:
+        if remainder is None:
+            remainder = np.ones(n_gpus)
+            remainder[inp.hold_gpu] = 1.0 - passed_share
+            remainder[shared_gpus] = 0.0
         part_idle = first.take(np.flatnonzero(remainder.take(first) > 0))
     gpu_rows = _Rows(
         slot=np.concatenate((hold_slot.take(extra), inp.gpu_group.take(part_idle) + group_base)),
         source=np.concatenate((inp.hold_gpu.take(extra), part_idle)),
-        weight=np.concatenate((hold_share.take(extra), remainder.take(part_idle))),
+        weight=np.concatenate(
+            (
+                hold_share.take(extra),
+                np.zeros(0) if remainder is None else remainder.take(part_idle),
+            )
+        ),
     )
     del hold_slot, positive, extra, first, first_h, first_slot, first_share, part_idle
+    del shared_gpus
 
     # Two components travel together as one complex number: a scatter-add of complex128
     # costs less than two of float64. Amortization + i·electricity and energy + i·estimated
@@ -363,7 +391,6 @@ def attribute(inp: AttributionInput) -> Attribution:
         key_amounts=key_amounts.T,
         key_active_seconds=moved_seconds[stride:group_base].copy(),
         idle_amounts=idle_amounts,
-        gpu_remainder=remainder,
         hold_gpu=inp.hold_gpu,
         hold_pod=inp.hold_pod,
         hold_share=hold_share,
@@ -375,4 +402,6 @@ def attribute(inp: AttributionInput) -> Attribution:
         entry_key=inp.entry_key,
         entry_tokens=inp.entry_tokens,
         pod_tokens=pod_tokens,
+        passed_share=passed_share,
+        remainder=remainder,
     )
