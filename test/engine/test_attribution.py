@@ -43,11 +43,12 @@ def _input(gpus, holds, pods, n_nodes, n_keys, n_groups):
 
 def reference(gpus, holds, pods, n_keys, n_groups):
     """SPEC §5 rules 1–5, one GPU and one pod at a time. Also returns, per GPU, the share of
-    it that each key received."""
+    it that each key received and the fraction of it that is idle."""
     to_key = defaultdict(lambda: [0.0] * 5)
     active = defaultdict(float)
     idle = defaultdict(lambda: [0.0] * 5)
     destinations = [defaultdict(float) for _ in gpus]
+    rests = []
 
     def pod_split(pod, fraction, amounts, gpu):
         _, inference, entries = pods[pod]
@@ -82,9 +83,10 @@ def reference(gpus, holds, pods, n_keys, n_groups):
                     pod_split(p, t / total, amounts, g)
                 given_away = 1.0
         rest = max(0.0, 1.0 - given_away)
+        rests.append(rest)
         for c in range(5):
             idle[group][c] += rest * amounts[c]
-    return to_key, active, idle, destinations
+    return to_key, active, idle, destinations, rests
 
 
 @st.composite
@@ -144,13 +146,14 @@ def clusters(draw, one_holder_per_gpu=False):
 def _agrees_with_the_reference(cluster) -> None:
     gpus, holds, pods, n_nodes, n_keys, n_groups = cluster
     result = attribute(_input(gpus, holds, pods, n_nodes, n_keys, n_groups))
-    to_key, active, idle, destinations = reference(gpus, holds, pods, n_keys, n_groups)
+    to_key, active, idle, destinations, rests = reference(gpus, holds, pods, n_keys, n_groups)
     for k in range(n_keys):
         np.testing.assert_allclose(result.key_amounts[k], to_key[k], rtol=1e-9, atol=1e-9)
         assert result.key_active_seconds[k] == pytest.approx(active[k], rel=1e-9, abs=1e-9)
     for g in range(n_groups):
         np.testing.assert_allclose(result.idle_amounts[g], idle[g], rtol=1e-9, atol=1e-9)
     # where each GPU went, as the ledger reads it for GPUs whose energy comes later
+    np.testing.assert_allclose(result.gpu_remainder, rests, rtol=1e-9, atol=1e-12)
     for g, expected in enumerate(destinations):
         got = defaultdict(float)
         for k, w in result.rows_of(g):
