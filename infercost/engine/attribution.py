@@ -67,23 +67,24 @@ class Attribution:
     """GPU-seconds per key whose cost went to a model that served tokens in the interval."""
     idle_amounts: FloatArray
     """(groups, components): what is left, per idle group."""
-    # Where each GPU's cost went, kept to answer :meth:`rows_of`: holdings (rule 1, shares
-    # scaled), the pods that share their node's GPUs by tokens (rule 2), and what splits a
-    # pod over its entries (rule 3).
+    # Where each GPU's cost went, kept to answer :meth:`rows_of` and :attr:`gpu_remainder`
+    # (the ledger reads them only for GPUs whose energy comes later, so what the step itself
+    # does not need is worked out on first use): holdings (rule 1, shares scaled), the pods
+    # that may share their node's GPUs by tokens (rule 2), and what splits a pod over its
+    # entries (rule 3).
     hold_gpu: IntArray
     hold_pod: IntArray
     hold_share: FloatArray
     gpu_node: IntArray
     pod_node: IntArray
-    sharing: BoolArray
-    """Per pod, whether it takes a token share of its node's GPUs."""
+    open_inference: BoolArray
+    """Per pod: an inference pod on a node without holders (it shares if it served tokens)."""
     node_tokens: FloatArray
     """Per node, the tokens of its sharing pods (> 0: rule 2 splits its GPUs); the spare last
     slot, read for node −1, stays 0."""
     entry_ptr: IntArray
     entry_key: IntArray
     entry_tokens: FloatArray
-    pod_tokens: FloatArray
     passed_share: FloatArray
     """Per holding, the share of its GPU it passes on (0 for a pod without entries)."""
     remainder: FloatArray | None
@@ -91,6 +92,17 @@ class Attribution:
     holdings on first use (:attr:`gpu_remainder`): each GPU held at most once."""
     _index: dict[str, tuple[IntArray, IntArray]] = attrs.field(factory=dict, eq=False, repr=False)
     _cache: dict[str, FloatArray] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def pod_tokens(self) -> FloatArray:
+        """Per pod, the tokens of its entries."""
+        tokens = self._cache.get("pod_tokens")
+        if tokens is None:
+            pods = _entry_pods(self.entry_ptr, len(self.entry_key))
+            tokens = self._cache["pod_tokens"] = _sum_by(
+                pods, self.entry_tokens, len(self.pod_node)
+            )
+        return tokens
 
     @property
     def gpu_remainder(self) -> FloatArray:
@@ -109,16 +121,17 @@ class Attribution:
         """(key, weight) of one GPU's non-idle destinations."""
         node = int(self.gpu_node[gpu])
         node_total = float(self.node_tokens[node])
+        pod_tokens = self.pod_tokens
         if node_total > 0:
             pods = self._owned("share", node)
-            shares = self.pod_tokens[pods] / node_total
+            shares = pod_tokens[pods] / node_total
         else:
             picked = self._owned("hold", gpu)
             pods, shares = self.hold_pod[picked], self.hold_share[picked]
         rows: list[tuple[int, float]] = []
         for pod, share in zip(pods.tolist(), shares.tolist(), strict=True):
             start, end = int(self.entry_ptr[pod]), int(self.entry_ptr[pod + 1])
-            total = float(self.pod_tokens[pod])
+            total = float(pod_tokens[pod])
             keys = self.entry_key[start:end].tolist()
             if not keys:
                 continue  # a pod without entries passes nothing on
@@ -135,7 +148,7 @@ class Attribution:
         index = self._index.get(name)
         if index is None:
             if name == "share":
-                items = np.flatnonzero(self.sharing)
+                items = np.flatnonzero(self.open_inference & (self.pod_tokens > 0))
                 owners = self.pod_node.take(items)
             else:
                 items, owners = np.arange(len(self.hold_gpu)), self.hold_gpu
@@ -151,6 +164,12 @@ def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
     return np.bincount(index, weights, minlength=size).astype(np.float64, copy=False)
 
 
+def _entry_pods(entry_ptr: IntArray, n_entries: int) -> IntArray:
+    """The pod of each entry: +1 at each pod's first entry (bincount: pods may have none)."""
+    pods = np.bincount(entry_ptr[1:-1], minlength=n_entries + 1)[:n_entries]
+    return np.cumsum(pods, out=pods)
+
+
 @attrs.frozen
 class _Rows:
     """Moves ``weight`` × the amount in ``source`` to ``slot``, one row at a time."""
@@ -160,9 +179,7 @@ class _Rows:
     weight: FloatArray
 
 
-def _entry_rows(
-    inp: AttributionInput, pods: IntArray, sources: IntArray, pod_tokens: FloatArray
-) -> _Rows:
+def _entry_rows(inp: AttributionInput, pods: IntArray, sources: IntArray) -> _Rows:
     """Rule 3 for pods with several entries: what a pod received (at ``sources``) goes to
     each entry by its token share of the pod, or evenly when the pod served nothing; an entry
     that served tokens in an inference pod goes to its key's active slot."""
@@ -177,7 +194,7 @@ def _entry_rows(
     entry = entry.take(owner)
     entry += np.arange(n_rows)
     tokens = inp.entry_tokens.take(entry)
-    totals = pod_tokens.take(pods)
+    totals = _sum_by(owner, tokens, len(pods))
     silent = totals <= 0
     weight = np.where(silent.take(owner), 1.0, tokens)
     weight /= np.where(silent, entries, totals).take(owner)
@@ -215,12 +232,7 @@ def attribute(inp: AttributionInput) -> Attribution:
     n_components = inp.gpu_amounts.shape[1]
     ptr = inp.entry_ptr
     n_entries = len(inp.entry_key)
-    # the pod of each entry: +1 at each pod's first entry (bincount: pods may have none)
-    entry_pod = np.bincount(ptr[1:-1], minlength=n_entries + 1)[:n_entries]
-    np.cumsum(entry_pod, out=entry_pod)
-    pod_tokens = _sum_by(entry_pod, inp.entry_tokens, n_pods)
-    serving = pod_tokens > 0
-    serving &= inp.pod_inference
+    # (no per-pod token sums: an entry that served tokens says its pod served some)
 
     # the slots of the vector the amounts are moved into
     stride = n_keys + 1  # a key's active slot is its slot + stride
@@ -254,11 +266,14 @@ def attribute(inp: AttributionInput) -> Attribution:
     closed[inp.gpu_node.take(inp.hold_gpu if all_positive else inp.hold_gpu[positive])] = True
     closed[inp.n_nodes] = True
 
-    # a holding's slot: its pod's key (active when the pod serves), a pod with several
-    # entries, or nowhere (a pod without entries)
+    # a holding's slot: its pod's key (active when that entry served tokens in an inference
+    # pod), a pod with several entries, or nowhere (a pod without entries)
     if n_entries:
         hold_slot = inp.entry_key.take(first_entry, mode="clip")
-        hold_slot += serving.take(inp.hold_pod) * stride
+        active = inp.entry_tokens.take(first_entry, mode="clip") > 0
+        active &= inp.pod_inference.take(inp.hold_pod)
+        hold_slot += active * stride
+        del active
     else:
         hold_slot = np.full(len(inp.hold_pod), n_keys, dtype=np.int64)
     multi = np.flatnonzero(hold_entries > 1)
@@ -274,10 +289,11 @@ def attribute(inp: AttributionInput) -> Attribution:
 
     # rule 2: GPUs of nodes without holders go to the entries of the node's inference pods
     # that served tokens, by their share of the node's tokens (pod share × entry share)
-    sharing = ~closed
-    sharing = sharing.take(inp.pod_node, mode="wrap")
-    sharing &= serving
-    on = sharing.take(entry_pod)
+    open_inference = ~closed
+    open_inference = open_inference.take(inp.pod_node, mode="wrap")
+    open_inference &= inp.pod_inference
+    entry_pod = _entry_pods(ptr, n_entries)
+    on = open_inference.take(entry_pod)
     on &= inp.entry_tokens > 0
     node_entries = np.flatnonzero(on)
     entry_node = inp.pod_node.take(entry_pod.take(node_entries))
@@ -293,10 +309,8 @@ def attribute(inp: AttributionInput) -> Attribution:
     shared_node = inp.gpu_node.take(shared_gpus)
     if remainder is not None:
         remainder[shared_gpus] = 0.0
-    pod_rows = _entry_rows(
-        inp, multi_pods, np.arange(pod_base, pod_base + len(multi_pods)), pod_tokens
-    )
-    del entry_pod, serving, closed, on, node_entries, entry_node, entry_tokens, node_slot
+    pod_rows = _entry_rows(inp, multi_pods, np.arange(pod_base, pod_base + len(multi_pods)))
+    del entry_pod, closed, on, node_entries, entry_node, entry_tokens, node_slot
 
     # Each GPU's first slot: its idle group, its node, or its (first) holder's slot
     gpu_slot = inp.gpu_group + group_base
@@ -396,12 +410,11 @@ def attribute(inp: AttributionInput) -> Attribution:
         hold_share=hold_share,
         gpu_node=inp.gpu_node,
         pod_node=inp.pod_node,
-        sharing=sharing,
+        open_inference=open_inference,
         node_tokens=node_tokens,
         entry_ptr=inp.entry_ptr,
         entry_key=inp.entry_key,
         entry_tokens=inp.entry_tokens,
-        pod_tokens=pod_tokens,
         passed_share=passed_share,
         remainder=remainder,
     )
