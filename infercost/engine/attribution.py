@@ -33,6 +33,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+# (attribute() moves the first four as two complex pairs: keep each pair adjacent)
 AMORTIZATION, ELECTRICITY, ENERGY, ESTIMATED, GPU_SECONDS = range(5)
 COMPONENTS = ("amortization_usd", "electricity_usd", "energy_kwh", "estimated_kwh", "gpu_seconds")
 
@@ -232,7 +233,6 @@ def attribute(inp: AttributionInput) -> Attribution:
     n_components = inp.gpu_amounts.shape[1]
     ptr = inp.entry_ptr
     n_entries = len(inp.entry_key)
-    # (no per-pod token sums: an entry that served tokens says its pod served some)
 
     # the slots of the vector the amounts are moved into
     stride = n_keys + 1  # a key's active slot is its slot + stride

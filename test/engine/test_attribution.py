@@ -201,6 +201,20 @@ def test_pod_order_does_not_change_the_result(cluster, rnd) -> None:
     np.testing.assert_allclose(a.idle_amounts, b.idle_amounts, rtol=1e-9, atol=1e-9)
 
 
+@settings(max_examples=100, deadline=None)
+@given(clusters(one_holder_per_gpu=True), st.randoms())
+def test_the_order_dcgm_names_holders_in_does_not_change_the_result(cluster, rnd) -> None:
+    gpus, holds, pods, n_nodes, n_keys, n_groups = cluster
+    shuffled = list(holds)
+    rnd.shuffle(shuffled)
+    a = attribute(_input(gpus, holds, pods, n_nodes, n_keys, n_groups))
+    b = attribute(_input(gpus, shuffled, pods, n_nodes, n_keys, n_groups))
+    np.testing.assert_allclose(a.key_amounts, b.key_amounts, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.key_active_seconds, b.key_active_seconds, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.idle_amounts, b.idle_amounts, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.gpu_remainder, b.gpu_remainder, rtol=1e-9, atol=1e-12)
+
+
 def test_worked_example() -> None:
     """Node 0: GPU 0 held by a vLLM pod serving two models 3:1; GPU 1 held by a training pod;
     GPU 2 unheld. Node 1 has no holders: its GPU is split 1:4 by tokens between two pods.
