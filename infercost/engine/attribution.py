@@ -268,9 +268,10 @@ def attribute(inp: AttributionInput) -> Attribution:
 
     # a holding's slot: its pod's key (active when that entry served tokens in an inference
     # pod), a pod with several entries, or nowhere (a pod without entries)
+    served = inp.entry_tokens > 0
     if n_entries:
         hold_slot = inp.entry_key.take(first_entry, mode="clip")
-        active = inp.entry_tokens.take(first_entry, mode="clip") > 0
+        active = served.take(first_entry, mode="clip")
         active &= inp.pod_inference.take(inp.hold_pod)
         hold_slot += active * stride
         del active
@@ -294,7 +295,7 @@ def attribute(inp: AttributionInput) -> Attribution:
     open_inference &= inp.pod_inference
     entry_pod = _entry_pods(ptr, n_entries)
     on = open_inference.take(entry_pod)
-    on &= inp.entry_tokens > 0
+    on &= served
     node_entries = np.flatnonzero(on)
     entry_node = inp.pod_node.take(entry_pod.take(node_entries))
     entry_tokens = inp.entry_tokens.take(node_entries)
@@ -310,7 +311,7 @@ def attribute(inp: AttributionInput) -> Attribution:
     if remainder is not None:
         remainder[shared_gpus] = 0.0
     pod_rows = _entry_rows(inp, multi_pods, np.arange(pod_base, pod_base + len(multi_pods)))
-    del entry_pod, closed, on, node_entries, entry_node, entry_tokens, node_slot
+    del entry_pod, served, closed, on, node_entries, entry_node, entry_tokens, node_slot
 
     # Each GPU's first slot: its idle group, its node, or its (first) holder's slot
     gpu_slot = inp.gpu_group + group_base
