@@ -184,7 +184,7 @@ def _entry_rows(inp: AttributionInput, pods: IntArray, sources: IntArray) -> _Ro
     """Rule 3 for pods with several entries: what a pod received (at ``sources``) goes to
     each entry by its token share of the pod, or evenly when the pod served nothing; an entry
     that served tokens in an inference pod goes to its key's active slot."""
-    entries = inp.entry_ptr.take(pods + 1)
+    entries = inp.entry_ptr[1:].take(pods)
     entries -= inp.entry_ptr.take(pods)
     ends = np.cumsum(entries)
     n_rows = int(ends[-1]) if len(ends) else 0
@@ -246,7 +246,7 @@ def attribute(inp: AttributionInput) -> Attribution:
     all_positive = bool(positive.all())
     once = all_positive and bool((inp.hold_gpu[1:] > inp.hold_gpu[:-1]).all())
     first_entry = ptr.take(inp.hold_pod)
-    hold_entries = ptr.take(inp.hold_pod + 1)
+    hold_entries = ptr[1:].take(inp.hold_pod)
     hold_entries -= first_entry
     passes = hold_entries > 0  # a holder without entries passes nothing on (rule 5)
     all_pass = bool(passes.all())
