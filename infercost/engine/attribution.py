@@ -240,6 +240,9 @@ def attribute(inp: AttributionInput) -> Attribution:
     node_base = group_base + inp.n_groups
     pod_base = node_base + inp.n_nodes + 1
 
+    # (first: it reads entry_ptr front to back, which the holders then gather from)
+    entry_pod = _entry_pods(ptr, n_entries)
+
     # rule 1: holders, at most the whole GPU in total. Usually DCGM names one pod per GPU,
     # in GPU order: then nothing needs summing per GPU.
     positive = inp.hold_share > 0
@@ -293,7 +296,6 @@ def attribute(inp: AttributionInput) -> Attribution:
     open_inference = ~closed
     open_inference = open_inference.take(inp.pod_node, mode="wrap")
     open_inference &= inp.pod_inference
-    entry_pod = _entry_pods(ptr, n_entries)
     on = open_inference.take(entry_pod)
     on &= served
     node_entries = np.flatnonzero(on)
