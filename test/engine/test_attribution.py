@@ -42,16 +42,20 @@ def _input(gpus, holds, pods, n_nodes, n_keys, n_groups):
 
 
 def reference(gpus, holds, pods, n_keys, n_groups):
-    """SPEC §5 rules 1–5, one GPU and one pod at a time."""
+    """SPEC §5 rules 1–5, one GPU and one pod at a time. Also returns, per GPU, the share of
+    it that each key received and the fraction of it that is idle."""
     to_key = defaultdict(lambda: [0.0] * 5)
     active = defaultdict(float)
     idle = defaultdict(lambda: [0.0] * 5)
+    destinations = [defaultdict(float) for _ in gpus]
+    rests = []
 
-    def pod_split(pod, fraction, amounts):
+    def pod_split(pod, fraction, amounts, gpu):
         _, inference, entries = pods[pod]
         total = sum(t for _, t in entries)
         for k, t in entries:
             w = t / total if total > 0 else 1.0 / len(entries)
+            destinations[gpu][k] += fraction * w
             for c in range(5):
                 to_key[k][c] += fraction * w * amounts[c]
             if t > 0 and inference:
@@ -64,8 +68,9 @@ def reference(gpus, holds, pods, n_keys, n_groups):
         scale = 1.0 / held if held > 1 else 1.0
         given_away = 0.0
         for p, s in mine:
-            pod_split(p, s * scale, amounts)
-            given_away += s * scale
+            pod_split(p, s * scale, amounts, g)
+            if pods[p][2]:  # a pod without entries passes nothing on
+                given_away += s * scale
         if node >= 0 and node not in nodes_with_holders:
             serving = [
                 (p, sum(t for _, t in e))
@@ -75,16 +80,19 @@ def reference(gpus, holds, pods, n_keys, n_groups):
             total = sum(t for _, t in serving)
             if total > 0:
                 for p, t in serving:
-                    pod_split(p, t / total, amounts)
+                    pod_split(p, t / total, amounts, g)
                 given_away = 1.0
         rest = max(0.0, 1.0 - given_away)
+        rests.append(rest)
         for c in range(5):
             idle[group][c] += rest * amounts[c]
-    return to_key, active, idle
+    return to_key, active, idle, destinations, rests
 
 
 @st.composite
-def clusters(draw):
+def clusters(draw, one_holder_per_gpu=False):
+    """Random clusters; ``one_holder_per_gpu``: as DCGM reports them, each GPU named for at
+    most one pod, in GPU order, and pods that hold a GPU without any entry."""
     n_nodes = draw(st.integers(1, 4))
     n_groups = draw(st.integers(1, 3))
     n_keys = draw(st.integers(1, 6))
@@ -107,7 +115,7 @@ def clusters(draw):
                 st.booleans(),
                 st.lists(
                     st.tuples(st.integers(0, n_keys - 1), st.integers(0, 1000)),
-                    min_size=1,
+                    min_size=0 if one_holder_per_gpu else 1,
                     max_size=3,
                 ),
             ),
@@ -115,30 +123,55 @@ def clusters(draw):
             max_size=6,
         )
     )
-    holds = draw(
-        st.lists(
-            st.tuples(
-                st.integers(0, len(gpus) - 1),
-                st.integers(0, len(pods) - 1),
-                st.sampled_from([0.25, 0.5, 1.0, 1 / 3]),
-            ),
-            max_size=6,
+    if one_holder_per_gpu:
+        held = draw(st.lists(st.integers(0, len(gpus) - 1), unique=True, max_size=len(gpus)))
+        holds = [
+            (g, draw(st.integers(0, len(pods) - 1)), draw(st.sampled_from([1.0, 1.0, 0.5, 2.0])))
+            for g in sorted(held)
+        ]
+    else:
+        holds = draw(
+            st.lists(
+                st.tuples(
+                    st.integers(0, len(gpus) - 1),
+                    st.integers(0, len(pods) - 1),
+                    st.sampled_from([0.25, 0.5, 1.0, 1 / 3]),
+                ),
+                max_size=6,
+            )
         )
-    )
     return gpus, holds, pods, n_nodes, n_keys, n_groups
 
 
-@settings(max_examples=300, deadline=None)
-@given(clusters())
-def test_numpy_step_agrees_with_the_reference(cluster) -> None:
+def _agrees_with_the_reference(cluster) -> None:
     gpus, holds, pods, n_nodes, n_keys, n_groups = cluster
     result = attribute(_input(gpus, holds, pods, n_nodes, n_keys, n_groups))
-    to_key, active, idle = reference(gpus, holds, pods, n_keys, n_groups)
+    to_key, active, idle, destinations, rests = reference(gpus, holds, pods, n_keys, n_groups)
     for k in range(n_keys):
         np.testing.assert_allclose(result.key_amounts[k], to_key[k], rtol=1e-9, atol=1e-9)
         assert result.key_active_seconds[k] == pytest.approx(active[k], rel=1e-9, abs=1e-9)
     for g in range(n_groups):
         np.testing.assert_allclose(result.idle_amounts[g], idle[g], rtol=1e-9, atol=1e-9)
+    # where each GPU went, as the ledger reads it for GPUs whose energy comes later
+    np.testing.assert_allclose(result.gpu_remainder, rests, rtol=1e-9, atol=1e-12)
+    for g, expected in enumerate(destinations):
+        got = defaultdict(float)
+        for k, w in result.rows_of(g):
+            got[k] += w
+        for k in set(got) | set(expected):
+            assert got[k] == pytest.approx(expected[k], rel=1e-9, abs=1e-12), (g, k)
+
+
+@settings(max_examples=300, deadline=None)
+@given(clusters())
+def test_numpy_step_agrees_with_the_reference(cluster) -> None:
+    _agrees_with_the_reference(cluster)
+
+
+@settings(max_examples=300, deadline=None)
+@given(clusters(one_holder_per_gpu=True))
+def test_numpy_step_agrees_with_the_reference_when_dcgm_names_one_pod_per_gpu(cluster) -> None:
+    _agrees_with_the_reference(cluster)
 
 
 @settings(max_examples=200, deadline=None)
@@ -166,6 +199,20 @@ def test_pod_order_does_not_change_the_result(cluster, rnd) -> None:
     b = attribute(_input(gpus, moved, shuffled, n_nodes, n_keys, n_groups))
     np.testing.assert_allclose(a.key_amounts, b.key_amounts, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(a.idle_amounts, b.idle_amounts, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(clusters(one_holder_per_gpu=True), st.randoms())
+def test_the_order_dcgm_names_holders_in_does_not_change_the_result(cluster, rnd) -> None:
+    gpus, holds, pods, n_nodes, n_keys, n_groups = cluster
+    shuffled = list(holds)
+    rnd.shuffle(shuffled)
+    a = attribute(_input(gpus, holds, pods, n_nodes, n_keys, n_groups))
+    b = attribute(_input(gpus, shuffled, pods, n_nodes, n_keys, n_groups))
+    np.testing.assert_allclose(a.key_amounts, b.key_amounts, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.key_active_seconds, b.key_active_seconds, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.idle_amounts, b.idle_amounts, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.gpu_remainder, b.gpu_remainder, rtol=1e-9, atol=1e-12)
 
 
 def test_worked_example() -> None:
