@@ -9,7 +9,9 @@ One cycle, on the leader only, in three steps:
    (:mod:`infercost.collect.discovery`);
 2. scrape every target once (inference pods, exporter pods, ``--dcgm-url`` targets),
    concurrently through one :class:`~infercost.collect.scraping.Scraper`, bounded by
-   ``--scrape-concurrency`` and ``--scrape-timeout``; results are keyed by target;
+   ``--scrape-concurrency`` and ``--scrape-timeout``; each page is read by the worker that
+   fetched it (token readings, GPU readings) and dropped, so the results, keyed by target,
+   hold readings and never a cycle's worth of pages;
 3. assemble: token readings per pod with their full series labels, power and energy per GPU
    deduplicated by UUID, exporter status and GPU holders per node; the scrape health series
    (``infercost_scrape_duration_seconds``, ``infercost_scrape_errors_total``) are recorded.
@@ -67,11 +69,14 @@ from infercost.collect.discovery import (
     parse_dcgm_url,
 )
 from infercost.collect.errors import UNTRUSTED_NAMESPACE, ScrapeError
-from infercost.collect.inference import PodScrape, read_pods
-from infercost.collect.power import gather_dcgm
+from infercost.collect.inference import PodScrape, read_pods, token_reader
+from infercost.collect.power import dcgm_reader, gather_dcgm
 from infercost.collect.scraping import (
     FAILED,
     OK,
+    TARGET_DCGM,
+    TARGET_INFERENCE,
+    Reader,
     ScrapeCancelledError,
     Scraper,
     ScrapeResult,
@@ -611,7 +616,11 @@ class Sampler:
         at = self.clock.now()
         started = self.clock.monotonic()
         found = self._discover()
-        results = self._scrape(found.scrape_targets())
+        readers: dict[str, Reader] = {
+            TARGET_INFERENCE: token_reader(found.inference.targets),
+            TARGET_DCGM: dcgm_reader,
+        }
+        results = self._scrape(found.scrape_targets(), readers)
         sample = self._assemble(found, results, at, started)
         log.debug(
             "sample taken",
@@ -646,11 +655,13 @@ class Sampler:
             url_targets=self.settings.dcgm_urls,
         )
 
-    def _scrape(self, targets: Sequence[ScrapeTarget]) -> dict[ScrapeTarget, ScrapeResult]:
-        """Every target once, concurrently; results by target."""
+    def _scrape(
+        self, targets: Sequence[ScrapeTarget], readers: Mapping[str, Reader]
+    ) -> dict[ScrapeTarget, ScrapeResult]:
+        """Every target once, concurrently, each page read as it arrives; results by target."""
         if not targets:
             return {}
-        return {r.target: r for r in self._scraper_instance().scrape(targets)}
+        return {r.target: r for r in self._scraper_instance().scrape(targets, readers)}
 
     def _assemble(
         self,
@@ -659,7 +670,7 @@ class Sampler:
         at: datetime,
         started: float,
     ) -> Sample:
-        """Read the pages and put the sample together."""
+        """Put the sample together from the pages' readings."""
         targets = found.inference.targets
         inf_results = [results[t.scrape_target()] for t in targets]
         exp_results = [results[t.scrape_target()] for t in found.exporters.targets]
@@ -752,16 +763,16 @@ class Sampler:
         duration = self.metrics.scrape_duration_seconds
         errors = self.metrics.scrape_errors_total
         for result in inf_results:
-            duration.labels(target_kind="inference").observe(result.duration_seconds)
+            duration.labels(target_kind=TARGET_INFERENCE).observe(result.duration_seconds)
         for result in dcgm_results:
-            duration.labels(target_kind="dcgm").observe(result.duration_seconds)
+            duration.labels(target_kind=TARGET_DCGM).observe(result.duration_seconds)
         for scrape in scrapes:
             if scrape.state == FAILED and scrape.error is not None:
-                errors.labels(target_kind="inference", reason=scrape.error.reason).inc()
+                errors.labels(target_kind=TARGET_INFERENCE, reason=scrape.error.reason).inc()
         for _, error in dcgm_errors:
-            errors.labels(target_kind="dcgm", reason=error.reason).inc()
+            errors.labels(target_kind=TARGET_DCGM, reason=error.reason).inc()
         if untrusted:
-            errors.labels(target_kind="dcgm", reason=UNTRUSTED_NAMESPACE).inc(untrusted)
+            errors.labels(target_kind=TARGET_DCGM, reason=UNTRUSTED_NAMESPACE).inc(untrusted)
 
 
 def _container_run(target: InferenceTarget) -> int:

@@ -9,13 +9,13 @@ never wait for a scrape interval to pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from infercost.collect.discovery import parse_dcgm_url
-from infercost.collect.scraping import Scraper, ScrapeResult, ScrapeTarget
+from infercost.collect.scraping import Reader, Scraper, ScrapeResult, ScrapeTarget
 from infercost.controllers.costprofile import clip_message
 from infercost.kube.clock import FakeClock
 from infercost.kube.controller import RETRY, RequeueAfter
@@ -89,8 +89,10 @@ class SlowScraper(Scraper):
         self.clock = clock
         self.seconds = seconds
 
-    def scrape(self, targets: Sequence[ScrapeTarget]) -> list[ScrapeResult]:
-        results = super().scrape(targets)
+    def scrape(
+        self, targets: Sequence[ScrapeTarget], readers: Mapping[str, Reader] | None = None
+    ) -> list[ScrapeResult]:
+        results = super().scrape(targets, readers)
         self.clock.advance(self.seconds)
         return results
 
