@@ -16,8 +16,10 @@ One cycle, on the leader only, in three steps:
    deduplicated by UUID, exporter status and GPU holders per node; the scrape health series
    (``infercost_scrape_duration_seconds``, ``infercost_scrape_errors_total``) are recorded.
 
-Then it publishes: :meth:`Sampler.latest` returns the new sample and every listener
-(:meth:`Sampler.add_listener`) is called with it, on the sampler's thread.
+Then it publishes: every listener (:meth:`Sampler.add_listener`) is called with the new sample,
+on the sampler's thread, and :meth:`Sampler.latest` returns it without what only the ledger
+reads (:meth:`Sample.kept`): a sample is kept until the next one, and its token readings
+would be most of what the operator keeps per inference pod.
 
 The sample is the single per-interval record of what the cluster looked like: the CostProfile
 controller derives status from it, and the ledger (SPEC §4) books the interval between two
@@ -320,6 +322,29 @@ class Sample:
         """Every GPU holder on the owned nodes."""
         return tuple(h for n in self.nodes.values() for h in n.holdings.holdings)
 
+    def kept(self) -> Sample:
+        """This sample as :meth:`Sampler.latest` keeps it until the next one: what status and
+        figures are computed from (profiles, membership, per node its GPUs, exporter status
+        and GPU readings, per pod its target, state and error, the problems), without what
+        only the ledger reads, which it took when the sample was published: the token readings
+        of the pages, the GPU holders (:meth:`holdings` is empty), the nodes' GPU ids, and the
+        UIDs and names of everything in the caches. Per inference pod that is most of a
+        sample."""
+        return attrs.evolve(
+            self,
+            nodes=MappingProxyType(
+                {
+                    name: attrs.evolve(
+                        node, gpu_ids=(), holdings=NodeHoldings(node.holdings.node, (), ())
+                    )
+                    for name, node in self.nodes.items()
+                }
+            ),
+            pods=tuple(attrs.evolve(p, page=None) if p.page is not None else p for p in self.pods),
+            pod_uids=frozenset(),
+            node_names=frozenset(),
+        )
+
 
 @attrs.frozen
 class _Discovered:
@@ -413,7 +438,8 @@ class Sampler:
             self._listeners.append(listener)
 
     def latest(self) -> Sample | None:
-        """The last published sample (``None`` before the first)."""
+        """The last published sample in the form the sampler keeps it (:meth:`Sample.kept`:
+        no token readings; the listeners got it whole); ``None`` before the first."""
         with self._lock:
             return self._latest
 
@@ -518,7 +544,7 @@ class Sampler:
         with self._lock:
             if self._stopped.is_set():
                 return sample  # stop() was called: this sample is never published
-            self._latest = sample
+            self._latest = sample.kept()
             listeners = list(self._listeners)
         for listener in listeners:
             if self._stopped.is_set():
