@@ -425,7 +425,8 @@ class Cluster:
         self.operator: Operator | None = None
         self.clock = FakeClock(dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC))
         self._sampled = threading.Condition()
-        self._last_sample: Sample | None = None
+        self._last_sample_time: dt.datetime | None = None
+        """Of the last published sample; the bench keeps no sample (it would be measured)."""
         self.idle_rate = 0.0
 
     # -- setup -------------------------------------------------------------------------------
@@ -572,13 +573,7 @@ class Cluster:
         latest = self.operator.context.sampler.latest()
         if latest is not None:
             self._on_sample(latest)
-        else:
-            # The sampler waits for the caches in steps of its clock: move it past one step,
-            # by a binary fraction so that every later reading stays exact (status cadences
-            # compare differences of readings with their interval). Had it sampled meanwhile,
-            # its next sample is still due one interval after that one.
-            self.clock.advance(0.25)
-        self._wait(lambda: self._last_sample is not None, 600, "the first sample")
+        self._wait(lambda: self._last_sample_time is not None, 600, "the first sample")
         self.settle()
         if measure_idle:
             self.idle_rate = self.idle_cpu_rate()
@@ -586,12 +581,12 @@ class Cluster:
 
     def _on_sample(self, sample: Sample) -> None:
         with self._sampled:
-            self._last_sample = sample
+            self._last_sample_time = sample.time
             self._sampled.notify_all()
 
     def _sample_at(self, at: dt.datetime) -> bool:
         with self._sampled:
-            return self._last_sample is not None and self._last_sample.time >= at
+            return self._last_sample_time is not None and self._last_sample_time >= at
 
     @staticmethod
     def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             "bytes_per_pod": round(per_pod),
             "target_bytes_per_pod": 2048,
             "rss_bytes_per_pod": round(rss_per_pod),
+            "rss_growth_mb_by_size": {str(r["pods"]): r["rss_growth_mb"] for r in rows},
             "bytes_per_pod_by_component": top,
             "pod_cache_bytes_per_cached_pod": round(informer_bytes / cached_span),
             **throughput,

@@ -25,7 +25,7 @@ from infercost.api.labelselector import LabelSelector
 from infercost.collect import DEFAULT_DCGM_NAMESPACES, DEFAULT_DCGM_SELECTORS
 from infercost.collect.backends import AUTO, BACKEND_NAMES, BACKENDS
 from infercost.collect.dcgm import GpuReading
-from infercost.collect.scraping import ScrapeTarget
+from infercost.collect.scraping import TARGET_DCGM, ScrapeTarget
 from infercost.engine.catalog import OPEN_WEIGHT_FAMILY_ANNOTATION
 
 BACKEND_KEY = "infercost.ai/backend"
@@ -446,7 +446,7 @@ class ExporterTarget:
     def scrape_target(self) -> ScrapeTarget:
         """Keyed by the exporter pod (``namespace/name``), or by the URL for ``--dcgm-url``."""
         key = str(self.pod) if self.pod is not None else self.url
-        return ScrapeTarget(key, self.host, self.port, self.path, kind="dcgm")
+        return ScrapeTarget(key, self.host, self.port, self.path, kind=TARGET_DCGM)
 
 
 @attrs.frozen

@@ -3,18 +3,20 @@
 Pure glue between :mod:`scraping`, :mod:`backends` and :mod:`discovery`: every pod's result
 becomes one :class:`PodScrape` — ``ok`` with its token readings, ``starting`` (refused before
 its first success: the model is loading) or ``failed`` with a :class:`ScrapeError`.
+:func:`token_reader` reads each page in the scrape worker that fetched it, so that only the
+token readings outlive the fetch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import attrs
 
 from infercost.collect.backends import TokenPage, read_tokens
 from infercost.collect.discovery import InferenceTarget
 from infercost.collect.errors import ScrapeError
-from infercost.collect.scraping import ScrapeResult, pod_scrape_state
+from infercost.collect.scraping import Reader, ScrapeResult, ScrapeTarget, pod_scrape_state
 
 
 @attrs.frozen
@@ -31,12 +33,24 @@ class PodScrape:
         return series_model or self.target.model
 
 
+def token_reader(targets: Sequence[InferenceTarget]) -> Reader:
+    """The :data:`~infercost.collect.scraping.Reader` of the pages of ``targets``: each page
+    read as its pod's backend (:func:`read_tokens`) into a :class:`TokenPage`."""
+    backends: dict[Hashable, str] = {t.scrape_target().key: t.backend for t in targets}
+
+    def read(target: ScrapeTarget, body: bytes) -> TokenPage:
+        return read_tokens(backends[target.key], body)
+
+    return read
+
+
 def read_pods(
     targets: Sequence[InferenceTarget],
     results: Sequence[ScrapeResult],
     ever_succeeded: Callable[[str], bool] = lambda uid: False,
 ) -> list[PodScrape]:
-    """Read every pod's page (``results[i]`` belongs to ``targets[i]``).
+    """Every pod's scrape state and token page (``results[i]`` belongs to ``targets[i]``):
+    the page a :func:`token_reader` already read, else the body read here.
 
     ``ever_succeeded(pod_uid)`` tells whether the pod had a successful scrape before; the
     caller keeps that memory (it survives pod restarts only as long as the UID does).
@@ -48,10 +62,13 @@ def read_pods(
         error = result.error
         page = None
         if error is None:
-            try:
-                page = read_tokens(target.backend, result.body or b"")
-            except ScrapeError as exc:
-                error = exc
+            if isinstance(result.page, TokenPage):
+                page = result.page
+            else:
+                try:
+                    page = read_tokens(target.backend, result.body or b"")
+                except ScrapeError as exc:
+                    error = exc
         if error is not None:
             error = ScrapeError(
                 f"pod {target.pod}: {error}", reason=error.reason, status=error.status

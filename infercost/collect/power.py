@@ -2,7 +2,8 @@
 
 Glue between :mod:`scraping`, :mod:`dcgm` and :func:`infercost.engine.costmodel.resolve_power`:
 for every node it decides what its exporters did (answered, failed with which error, none found)
-and which GPUs it reported, deduplicated by UUID. Pure: it takes the discovery and the results.
+and which GPUs it reported, deduplicated by UUID. Pure: it takes the discovery and the results
+(pages already read by :func:`dcgm_reader` in the scrape workers, or bodies it reads).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import attrs
 from infercost.collect.dcgm import DcgmPage, GpuReading, assign_nodes, dedupe_gpus, read_dcgm
 from infercost.collect.discovery import ExporterDiscovery, ExporterTarget
 from infercost.collect.errors import ScrapeError
-from infercost.collect.scraping import ScrapeResult
+from infercost.collect.scraping import ScrapeResult, ScrapeTarget
 from infercost.engine.costmodel import (
     ExporterStatus,
     GpuPower,
@@ -87,6 +88,8 @@ def gather_dcgm(
     def read(target: ExporterTarget, result: ScrapeResult) -> list[GpuReading] | None:
         error = result.error
         if error is None:
+            if isinstance(result.page, DcgmPage):
+                return list(result.page.gpus)
             try:
                 return list(read_dcgm(result.body or b"").gpus)
             except ScrapeError as exc:
@@ -129,6 +132,11 @@ def gather_dcgm(
     statuses = {node: combine_exporter_statuses(s) for node, s in per_node.items()}
     url_failure = "--dcgm-url " + "; ".join(url_failures) if url_failures else None
     return DcgmCollection(statuses, dedupe_gpus(gpus), tuple(errors), tuple(unplaced), url_failure)
+
+
+def dcgm_reader(target: ScrapeTarget, body: bytes) -> DcgmPage:
+    """The :data:`~infercost.collect.scraping.Reader` of exporter pages: the GPU readings."""
+    return read_dcgm(body)
 
 
 def _age_order(target: ExporterTarget) -> tuple[str, bool, datetime, str]:

@@ -7,6 +7,12 @@ cannot hold a worker longer), and a body cap (default 10 MB, reading stops past 
 keep-alive connections are reused per host across cycles. One slow or dead target therefore
 never delays the others beyond taking one worker.
 
+A caller may pass a reader per target kind (:data:`Reader`): the worker that fetched a page
+reads it at once and the result carries only what the reader made of it, so a cycle never holds
+more pages than it has fetches in flight (hundreds of ~100 KB pages would otherwise be held
+until the last one arrives). A reader's :class:`ScrapeError` is the target's failure, as if the
+fetch had failed.
+
 Failures are returned, never raised, as :class:`ScrapeError` values with the reason codes of
 :mod:`infercost.collect.errors`; counting them in metrics is the caller's job (this package does
 not import the operator's health metrics). Only network, HTTP and body errors are failures: any
@@ -30,7 +36,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Final
 
 import attrs
@@ -45,6 +51,10 @@ MAX_IDLE_PER_HOST: Final = 2
 _CHUNK = 64 * 1024
 _ACCEPT = "text/plain;version=0.0.4;q=1,text/plain;q=0.5,*/*;q=0.1"
 
+TARGET_INFERENCE: Final = "inference"
+TARGET_DCGM: Final = "dcgm"
+"""The kinds of target: the ``target_kind`` label of the scrape health series."""
+
 
 @attrs.frozen
 class ScrapeTarget:
@@ -55,7 +65,7 @@ class ScrapeTarget:
     host: str
     port: int
     path: str = "/metrics"
-    kind: str = "inference"
+    kind: str = TARGET_INFERENCE
 
     @property
     def url(self) -> str:
@@ -67,10 +77,15 @@ class ScrapeTarget:
 class ScrapeResult:
     target: ScrapeTarget
     body: bytes | None
+    """The page as fetched; ``None`` on a failure, or once a reader has read it."""
     error: ScrapeError | None
+    """Why the fetch failed, or why the reader rejected the page."""
     duration_seconds: float
+    """The fetch alone (connect, request, the whole body), not the reading."""
     status: int | None = None
     reused_connection: bool = False
+    page: object = None
+    """What the target kind's reader made of the body (``None`` without a reader)."""
 
     @property
     def ok(self) -> bool:
@@ -165,6 +180,11 @@ class _Watchdog:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+Reader = Callable[[ScrapeTarget, bytes], object]
+"""Reads a fetched page of a target: returns what the caller keeps of it, raises
+:class:`ScrapeError` for a page that cannot be read."""
+
+
 class _OverdueError(Exception):
     pass
 
@@ -184,7 +204,8 @@ class _Cycle:
     results out. So once the caller drops them, nothing of the cycle's pages stays reachable
     (a worker may still hold the emptied cycle until its next job)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, readers: Mapping[str, Reader]) -> None:
+        self.readers = readers
         self.cancelled = False
         self.abandoned = 0
         """Fetches not finished when the cycle was cancelled."""
@@ -309,12 +330,17 @@ class Scraper:
                     sock.close()
             self._idle.clear()
 
-    def scrape(self, targets: Sequence[ScrapeTarget]) -> list[ScrapeResult]:
+    def scrape(
+        self, targets: Sequence[ScrapeTarget], readers: Mapping[str, Reader] | None = None
+    ) -> list[ScrapeResult]:
         """Fetch every target concurrently; results come back in the order of ``targets``.
+
+        ``readers`` maps a target kind to the :data:`Reader` of its pages: each page is read by
+        the worker that fetched it, right away, and dropped (see :meth:`scrape_one`).
 
         Raises :class:`ScrapeCancelledError` when :meth:`cancel` is called before or while it runs,
         and re-raises an exception that is not a network or HTTP failure (a bug)."""
-        cycle = _Cycle(len(targets))
+        cycle = _Cycle(len(targets), readers or {})
         with self._lock:
             if self._closed:
                 raise RuntimeError("the scraper is closed")
@@ -348,13 +374,14 @@ class Scraper:
                 return
             cycle, index, target = job
             del job
+            read = cycle.readers.get(target.kind)
             if not cycle.cancelled:  # a cancelled cycle's queued fetches never start
                 try:
-                    cycle.finish(index, self.scrape_one(target))
+                    cycle.finish(index, self.scrape_one(target, read))
                 except Exception as exc:  # a bug: handed to the caller of scrape()
                     cycle.fail(exc)
             # what a worker holds while it waits for its next job is kept alive as long
-            del cycle, target
+            del cycle, target, read
 
     def idle_connections(self, host: str, port: int) -> int:
         with self._lock:
@@ -362,7 +389,9 @@ class Scraper:
 
     # -- one target -------------------------------------------------------------------------
 
-    def scrape_one(self, target: ScrapeTarget) -> ScrapeResult:
+    def scrape_one(self, target: ScrapeTarget, read: Reader | None = None) -> ScrapeResult:
+        """Fetch one target; with ``read``, the result holds what ``read`` made of the body
+        (or its :class:`ScrapeError`) instead of the body, which is dropped on return."""
         start = self._clock()
         deadline = start + self.timeout_seconds
         conn, reused = self._acquire(target)
@@ -393,7 +422,15 @@ class Scraper:
             self._release(target, conn)
         else:
             conn.close()
-        return ScrapeResult(target, body, None, self._clock() - start, status, reused)
+        duration = self._clock() - start
+        if read is None:
+            return ScrapeResult(target, body, None, duration, status, reused)
+        try:
+            page = read(target, body)
+        except ScrapeError as exc:
+            error = exc.with_traceback(None)
+            return ScrapeResult(target, None, error, duration, status, reused)
+        return ScrapeResult(target, None, None, duration, status, reused, page)
 
     def _new_connection(self, target: ScrapeTarget) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout_seconds)

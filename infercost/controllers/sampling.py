@@ -9,13 +9,17 @@ One cycle, on the leader only, in three steps:
    (:mod:`infercost.collect.discovery`);
 2. scrape every target once (inference pods, exporter pods, ``--dcgm-url`` targets),
    concurrently through one :class:`~infercost.collect.scraping.Scraper`, bounded by
-   ``--scrape-concurrency`` and ``--scrape-timeout``; results are keyed by target;
+   ``--scrape-concurrency`` and ``--scrape-timeout``; each page is read by the worker that
+   fetched it (token readings, GPU readings) and dropped, so the results, keyed by target,
+   hold readings and never a cycle's worth of pages;
 3. assemble: token readings per pod with their full series labels, power and energy per GPU
    deduplicated by UUID, exporter status and GPU holders per node; the scrape health series
    (``infercost_scrape_duration_seconds``, ``infercost_scrape_errors_total``) are recorded.
 
-Then it publishes: :meth:`Sampler.latest` returns the new sample and every listener
-(:meth:`Sampler.add_listener`) is called with it, on the sampler's thread.
+Then it publishes: every listener (:meth:`Sampler.add_listener`) is called with the new sample,
+on the sampler's thread, and :meth:`Sampler.latest` returns it without what only the ledger
+reads (:meth:`Sample.kept`): a sample is kept until the next one, and its token readings
+would be most of what the operator keeps per inference pod.
 
 The sample is the single per-interval record of what the cluster looked like: the CostProfile
 controller derives status from it, and the ledger (SPEC §4) books the interval between two
@@ -67,11 +71,14 @@ from infercost.collect.discovery import (
     parse_dcgm_url,
 )
 from infercost.collect.errors import UNTRUSTED_NAMESPACE, ScrapeError
-from infercost.collect.inference import PodScrape, read_pods
-from infercost.collect.power import gather_dcgm
+from infercost.collect.inference import PodScrape, read_pods, token_reader
+from infercost.collect.power import dcgm_reader, gather_dcgm
 from infercost.collect.scraping import (
     FAILED,
     OK,
+    TARGET_DCGM,
+    TARGET_INFERENCE,
+    Reader,
     ScrapeCancelledError,
     Scraper,
     ScrapeResult,
@@ -315,6 +322,29 @@ class Sample:
         """Every GPU holder on the owned nodes."""
         return tuple(h for n in self.nodes.values() for h in n.holdings.holdings)
 
+    def kept(self) -> Sample:
+        """This sample as :meth:`Sampler.latest` keeps it until the next one: what status and
+        figures are computed from (profiles, membership, per node its GPUs, exporter status
+        and GPU readings, per pod its target, state and error, the problems), without what
+        only the ledger reads, which it took when the sample was published: the token readings
+        of the pages, the GPU holders (:meth:`holdings` is empty), the nodes' GPU ids, and the
+        UIDs and names of everything in the caches. Per inference pod that is most of a
+        sample."""
+        return attrs.evolve(
+            self,
+            nodes=MappingProxyType(
+                {
+                    name: attrs.evolve(
+                        node, gpu_ids=(), holdings=NodeHoldings(node.holdings.node, (), ())
+                    )
+                    for name, node in self.nodes.items()
+                }
+            ),
+            pods=tuple(attrs.evolve(p, page=None) if p.page is not None else p for p in self.pods),
+            pod_uids=frozenset(),
+            node_names=frozenset(),
+        )
+
 
 @attrs.frozen
 class _Discovered:
@@ -408,7 +438,8 @@ class Sampler:
             self._listeners.append(listener)
 
     def latest(self) -> Sample | None:
-        """The last published sample (``None`` before the first)."""
+        """The last published sample in the form the sampler keeps it (:meth:`Sample.kept`:
+        no token readings; the listeners got it whole); ``None`` before the first."""
         with self._lock:
             return self._latest
 
@@ -513,7 +544,7 @@ class Sampler:
         with self._lock:
             if self._stopped.is_set():
                 return sample  # stop() was called: this sample is never published
-            self._latest = sample
+            self._latest = sample.kept()
             listeners = list(self._listeners)
         for listener in listeners:
             if self._stopped.is_set():
@@ -611,7 +642,11 @@ class Sampler:
         at = self.clock.now()
         started = self.clock.monotonic()
         found = self._discover()
-        results = self._scrape(found.scrape_targets())
+        readers: dict[str, Reader] = {
+            TARGET_INFERENCE: token_reader(found.inference.targets),
+            TARGET_DCGM: dcgm_reader,
+        }
+        results = self._scrape(found.scrape_targets(), readers)
         sample = self._assemble(found, results, at, started)
         log.debug(
             "sample taken",
@@ -646,11 +681,13 @@ class Sampler:
             url_targets=self.settings.dcgm_urls,
         )
 
-    def _scrape(self, targets: Sequence[ScrapeTarget]) -> dict[ScrapeTarget, ScrapeResult]:
-        """Every target once, concurrently; results by target."""
+    def _scrape(
+        self, targets: Sequence[ScrapeTarget], readers: Mapping[str, Reader]
+    ) -> dict[ScrapeTarget, ScrapeResult]:
+        """Every target once, concurrently, each page read as it arrives; results by target."""
         if not targets:
             return {}
-        return {r.target: r for r in self._scraper_instance().scrape(targets)}
+        return {r.target: r for r in self._scraper_instance().scrape(targets, readers)}
 
     def _assemble(
         self,
@@ -659,7 +696,7 @@ class Sampler:
         at: datetime,
         started: float,
     ) -> Sample:
-        """Read the pages and put the sample together."""
+        """Put the sample together from the pages' readings."""
         targets = found.inference.targets
         inf_results = [results[t.scrape_target()] for t in targets]
         exp_results = [results[t.scrape_target()] for t in found.exporters.targets]
@@ -752,16 +789,16 @@ class Sampler:
         duration = self.metrics.scrape_duration_seconds
         errors = self.metrics.scrape_errors_total
         for result in inf_results:
-            duration.labels(target_kind="inference").observe(result.duration_seconds)
+            duration.labels(target_kind=TARGET_INFERENCE).observe(result.duration_seconds)
         for result in dcgm_results:
-            duration.labels(target_kind="dcgm").observe(result.duration_seconds)
+            duration.labels(target_kind=TARGET_DCGM).observe(result.duration_seconds)
         for scrape in scrapes:
             if scrape.state == FAILED and scrape.error is not None:
-                errors.labels(target_kind="inference", reason=scrape.error.reason).inc()
+                errors.labels(target_kind=TARGET_INFERENCE, reason=scrape.error.reason).inc()
         for _, error in dcgm_errors:
-            errors.labels(target_kind="dcgm", reason=error.reason).inc()
+            errors.labels(target_kind=TARGET_DCGM, reason=error.reason).inc()
         if untrusted:
-            errors.labels(target_kind="dcgm", reason=UNTRUSTED_NAMESPACE).inc(untrusted)
+            errors.labels(target_kind=TARGET_DCGM, reason=UNTRUSTED_NAMESPACE).inc(untrusted)
 
 
 def _container_run(target: InferenceTarget) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import tracemalloc
 import weakref
 from collections.abc import Iterator
 
@@ -317,3 +318,79 @@ def test_a_cycle_keeps_nothing_of_its_pages_once_its_results_are_dropped(serve) 
         gc.collect()
         kept = [r() for r in alive if r() is not None]
         assert not kept, f"{len(kept)} results of a finished cycle are still referenced"
+
+
+def test_a_reader_gets_each_page_and_its_result_replaces_the_body(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    good = ScrapeTarget("good", server.host, server.port)
+    bad = ScrapeTarget("bad", server.host, server.port, kind="dcgm")
+
+    def tokens(t: ScrapeTarget, body: bytes) -> object:
+        return read_tokens("vllm", body)
+
+    def dcgm(t: ScrapeTarget, body: bytes) -> object:
+        raise NotPrometheusTextError(f"{t.key}: not a dcgm page ({len(body)} bytes)")
+
+    with Scraper() as scraper:
+        first, second = scraper.scrape([good, bad], {"inference": tokens, "dcgm": dcgm})
+    assert first.ok and first.body is None and first.status == 200
+    assert first.page == read_tokens("vllm", PAGE)
+    assert not second.ok and second.body is None and second.page is None
+    assert second.error is not None and second.error.reason == errors.NOT_PROMETHEUS_TEXT
+    assert str(second.error) == f"bad: not a dcgm page ({len(PAGE)} bytes)"
+    assert second.status == 200, "the fetch itself succeeded"
+
+
+def test_a_reader_never_sees_a_failed_fetch(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    server.fault = Fault("status", status=503)
+    seen: list[object] = []
+    with Scraper() as scraper:
+        [result] = scraper.scrape([target(server)], {"inference": lambda t, b: seen.append(b)})
+    assert seen == []
+    assert result.error is not None and result.error.reason == errors.HTTP_STATUS
+
+
+def test_a_bug_in_a_reader_is_raised_by_scrape(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+
+    def buggy(t: ScrapeTarget, body: bytes) -> object:
+        raise KeyError("a bug in a reader")
+
+    with Scraper() as scraper, pytest.raises(KeyError, match="a bug in a reader"):
+        scraper.scrape([target(server)], {"inference": buggy})
+
+
+def test_pages_read_as_they_arrive_are_not_held_until_the_cycle_ends(
+    loopback_pool: LoopbackPool,
+) -> None:
+    """A cycle holds the pages of its fetches in flight, not every page it fetched: with one
+    worker, while the sixth page is read the five before it are gone (held until the end, six
+    1 MB pages would be 6 MB)."""
+    big = PAGE * (1_000_000 // len(PAGE))
+    servers = [bind(loopback_pool, lambda ip: PageServer(ip, 8000, lambda: big)) for _ in range(6)]
+    held: list[int] = []
+
+    def measure(t: ScrapeTarget, body: bytes) -> object:
+        held.append(tracemalloc.get_traced_memory()[0])
+        return len(body)
+
+    try:
+        with Scraper(concurrency=1) as scraper:
+            scraper.scrape([target(servers[0])])  # the worker thread and a connection exist
+            gc.collect()
+            tracemalloc.start()
+            try:
+                results = scraper.scrape(
+                    [target(s, str(i)) for i, s in enumerate(servers)], {"inference": measure}
+                )
+            finally:
+                tracemalloc.stop()
+        assert [r.page for r in results] == [len(big)] * 6
+        assert all(r.body is None for r in results)
+        growth = max(held) - held[0]
+        assert growth < 2 * len(big), f"{growth} bytes more held at the last read than the first"
+    finally:
+        for server in servers:
+            server.stop()
+            loopback_pool.release(server.host)

@@ -70,7 +70,20 @@ def test_a_sample_holds_what_the_ledger_books(
     profile(scenario, "h100")
 
     sample = leader.sampler.sample_once()
-    assert leader.sampler.latest() is sample and sample.sequence == 1
+    assert sample.sequence == 1
+    kept = leader.sampler.latest()
+    assert kept is not None and (kept.sequence, kept.time) == (sample.sequence, sample.time)
+    assert [(p.target, p.state, p.error) for p in kept.pods] == [
+        (p.target, p.state, p.error) for p in sample.pods
+    ]
+    assert any(p.page is not None for p in sample.pods), "listeners get the token readings"
+    assert all(p.page is None for p in kept.pods), "the sample kept until the next has none"
+    whole, slim = sample.profile("ml/h100"), kept.profile("ml/h100")
+    assert whole is not None and slim is not None
+    assert slim.power_readings() == whole.power_readings()
+    assert slim.exporter_statuses() == whole.exporter_statuses()
+    assert slim.node_gpus() == whole.node_gpus() and slim.membership == whole.membership
+    assert sample.holdings() and not kept.holdings(), "the ledger took the holders"
     assert sample.time == datetime(2026, 11, 27, 23, 59, 30, tzinfo=UTC)
     assert sample.monotonic == fake_clock.monotonic()
     assert sample.completed == sample.time
