@@ -45,6 +45,7 @@ from infercost.engine.costmodel import (
     maintenance_rate_per_hour,
 )
 from infercost.engine.periods import (
+    Piece,
     day_label,
     previous_day,
     split_at_midnight,
@@ -578,10 +579,15 @@ class Ledger:
             created if any(c is not None for c in created) else None,
         )
 
-    def _token_deltas(self, pod: PodObservation, node: _Node) -> dict[str, list[int]] | None:
-        """model → [input, cached, output] whole-token deltas of a scraped pod; ``None`` when
-        the pod only sets watermarks (first seen, started before its node's coverage)."""
+    def _token_deltas(
+        self, pod: PodObservation, node: _Node
+    ) -> tuple[dict[str, list[int]], float] | None:
+        """model → [input, cached, output] whole-token deltas of a scraped pod, and the start
+        of the span they were served in (unix seconds): the node's last sample, or the pod's
+        ``startTime`` when it was first seen and started later (SPEC §4). ``None`` when the pod
+        only sets watermarks (first seen, started before its node's coverage)."""
         state = self._pods.get(pod.uid)
+        since = node.t0
         if state is None:
             started = pod.start_time
             if started is None or math.floor(_ts(started)) < math.floor(node.coverage):
@@ -589,6 +595,7 @@ class Ledger:
                 return None
             state = _Pod(pod.node, pod.restart_count)
             counted_whole = True
+            since = max(since, _ts(started))
         else:
             counted_whole = False
         restarted = (
@@ -630,7 +637,7 @@ class Ledger:
         for key, mark in marks.items():
             fresh.setdefault(key, mark)
         self._pods[pod.uid] = self._pod(pod.node, pod.restart_count, fresh)
-        return out
+        return out, since
 
     # -- energy ------------------------------------------------------------------------------
 
@@ -981,7 +988,7 @@ class _Batch:
         self.units: dict[float, list[_Unit]] = {}
         self.node_state: dict[str, _Node] = {}
         self.node_obs: dict[str, NodeObservation] = {}
-        self.pods: dict[float, list[tuple[PodObservation, dict[str, list[int]]]]] = {}
+        self.pods: dict[float, list[tuple[PodObservation, dict[str, list[int]], float]]] = {}
         self.recovered: list[tuple[int, str, str, str, float, float, bool, bool]] = []
         self.changed: set[int] = set()
 
@@ -1077,10 +1084,11 @@ class _Batch:
         state = self.node_state.get(pod.node)
         if state is None or not pod.scraped or not pod.inference:
             return
-        deltas = self.ledger._token_deltas(pod, state)
-        if deltas is None:
+        counted = self.ledger._token_deltas(pod, state)
+        if counted is None:
             return
-        self.pods.setdefault(state.t0, []).append((pod, deltas))
+        deltas, since = counted
+        self.pods.setdefault(state.t0, []).append((pod, deltas, since))
 
     # -- booking -----------------------------------------------------------------------------
 
@@ -1112,7 +1120,7 @@ class _Batch:
         self,
         t0: float,
         units: list[_Unit],
-        pods: list[tuple[PodObservation, dict[str, list[int]]]],
+        pods: list[tuple[PodObservation, dict[str, list[int]], float]],
     ) -> None:
         ledger = self.ledger
         pieces = split_at_midnight(_dt(t0), _dt(self.t1))
@@ -1122,7 +1130,7 @@ class _Batch:
         for u in units:
             if u.node is not None:
                 node_index.setdefault(u.node, len(node_index))
-        for pod, _ in pods:
+        for pod, _, _ in pods:
             node_index.setdefault(pod.node, len(node_index))
         groups: dict[tuple[int, str], int] = {}
         gpu_index: dict[str, int] = {}
@@ -1132,6 +1140,8 @@ class _Batch:
 
         keys: dict[tuple[int, str, str, str], int] = {}
         key_tokens: dict[int, list[int]] = {}
+        late_tokens: dict[tuple[int, float], list[int]] = {}
+        """Tokens of pods first seen that started after ``t0``, by (key, pod start)."""
         key_family: dict[int, str | None] = {}
         pod_index: dict[str, int] = {}
         pod_node: list[int] = []
@@ -1143,7 +1153,7 @@ class _Batch:
         def key_of(shard: int, profile: str, ns: str, model: str) -> int:
             return keys.setdefault((shard, profile, ns, model), len(keys))
 
-        for pod, deltas in pods:
+        for pod, deltas, since in pods:
             state = self.node_state[pod.node]
             pod_index[pod.uid] = len(pod_node)
             pod_node.append(node_index[pod.node])
@@ -1155,6 +1165,9 @@ class _Batch:
                     entry_key.append(k)
                     entry_tokens.append(float(tin + tout))
                     acc = key_tokens.setdefault(k, [0, 0, 0, 0])
+                    if since > t0:
+                        acc = late_tokens.setdefault((k, since), [0, 0, 0, 0])
+                        key_tokens.setdefault(k, [0, 0, 0, 0])
                     acc[T_IN] += tin
                     acc[T_CACHED] += tcached
                     acc[T_UNCACHED] += max(0, tin - tcached)
@@ -1216,9 +1229,7 @@ class _Batch:
         group_list = list(groups)
         active = result.key_active_seconds
         last_weights: dict[str, list[tuple[str, str, float]]] = {}
-        token_parts = {
-            k: [split_whole(total, pieces) for total in tokens] for k, tokens in key_tokens.items()
-        }
+        token_parts = _token_parts(pieces, key_tokens, late_tokens, self.t1)
         for n, piece in enumerate(pieces):
             f = piece.fraction
             for k, (shard, profile, ns, model) in enumerate(key_list):
@@ -1240,12 +1251,15 @@ class _Batch:
                 ledger._add_weight_amount(piece.day, profile, ns, model, cost)
                 ledger._attribute(profile, ns, model, cost)
                 self.changed.add(shard)
-            for k, parts in token_parts.items():
+            for k, by_piece in token_parts.items():
+                parts = by_piece[n]
+                if parts is None:
+                    continue
                 shard, profile, ns, model = key_list[k]
                 line = ledger.lines[(shard, piece.day, profile, ns, model)]
-                for t, split in enumerate(parts):
-                    line.tokens[t] += split[n]
-                ledger._attribute(profile, ns, model, 0.0, tin=parts[T_IN][n], tout=parts[T_OUT][n])
+                for t, part in enumerate(parts):
+                    line.tokens[t] += part
+                ledger._attribute(profile, ns, model, 0.0, tin=parts[T_IN], tout=parts[T_OUT])
             for g, (shard, profile) in enumerate(group_list):
                 idle = result.idle_amounts[g] * f
                 weights = ledger._idle_weights(piece.day, profile)
@@ -1287,3 +1301,35 @@ class _Batch:
                 rows += [(ns, m, w * rest, True) for ns, m, w in last_weights.get(u.profile, [])]
             gstate.deferred.append(_Deferral(self.t1 - t0, u.usd_per_kwh, u.shard, u.profile, rows))
             self.changed.add(u.shard)
+
+
+def _token_parts(
+    pieces: tuple[Piece, ...],
+    key_tokens: Mapping[int, list[int]],
+    late_tokens: Mapping[tuple[int, float], list[int]],
+    t1: float,
+) -> dict[int, list[list[int] | None]]:
+    """key → per piece of the interval, the whole tokens booked in it (``None``: none).
+
+    ``key_tokens`` were served over the whole interval and are split over all its pieces;
+    ``late_tokens`` (by key and pod start) only over ``[start, t1]`` (SPEC §4: a pod first seen
+    that started after the node's last sample), so a pod that started after midnight books
+    nothing on the day before."""
+    out: dict[int, list[list[int] | None]] = {}
+    for k, tokens in key_tokens.items():
+        splits = [split_whole(total, pieces) for total in tokens]
+        out[k] = [[split[n] for split in splits] for n in range(len(pieces))]
+    if not late_tokens:
+        return out
+    index = {piece.day: n for n, piece in enumerate(pieces)}
+    for (k, start), tokens in late_tokens.items():
+        # a start at or after t1 (clocks disagree by a little): everything in the last piece
+        span = split_at_midnight(_dt(start), _dt(t1)) or pieces[-1:]
+        by_piece = out[k]
+        for total_index, total in enumerate(tokens):
+            for piece, part in zip(span, split_whole(total, span), strict=True):
+                row = by_piece[index[piece.day]]
+                if row is None:
+                    row = by_piece[index[piece.day]] = [0] * len(TOKENS)
+                row[total_index] += part
+    return out
