@@ -415,3 +415,30 @@ def test_a_checkpoint_written_by_an_earlier_release_restores_identically() -> No
     booked_b = [after_b[k] - before_b[k] for k in ("input", "cached", "output")]
     assert booked_a == [100, 5, 40]
     assert booked_b == [7, 2, 3]
+
+
+def test_a_node_leaving_coverage_leaves_the_other_nodes_energy_exact() -> None:
+    """n1's GPUs were followed first; when n1 stops being owned its state goes, and n2's
+    counter watermark and its pending outage must come through untouched."""
+    hw = Hardware(gpu_model="H100", gpu_count=2, purchase_price_usd=2 * 26_280.0)
+    econ = Economics.of(hw, 0.10, 1.0)
+
+    def n1(mj: float) -> NodeObservation:
+        return node(mj, name="n1", uuid="GPU-A")
+
+    def n2(mj: float | None) -> NodeObservation:
+        return node(mj, name="n2", uuid="GPU-B")
+
+    ledger = Ledger(shards=2)
+    ledger.book(obs(0, [n1(0.0), n2(1.0 * KWH)], [], econ))
+    ledger.book(obs(3600, [n1(0.2 * KWH), n2(None)], [], econ))  # n2's exporter is down
+    # n1 is no longer owned by any profile; n2's counter is back: 0.5 kWh over two hours
+    unowned = NodeObservation("n1", "infra/other", 1.0, "b1")
+    ledger.book(obs(7200, [unowned, n2(1.5 * KWH)], [], econ))
+    assert totals(ledger)["kwh"] == pytest.approx(0.2 + 0.5)
+    shards = [json.loads(json.dumps(ledger.dump_shard(s))) for s in range(2)]
+    assert [g for s in shards for g in s["gpus"]] == ["GPU-B"]
+    restored = Ledger(shards=2)
+    restored.restore(shards)
+    restored.book(obs(10800, [n2(1.8 * KWH)], [], econ))
+    assert totals(restored)["kwh"] == pytest.approx(0.2 + 0.5 + 0.3)
