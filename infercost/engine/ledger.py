@@ -343,8 +343,16 @@ class _Pod:
         created = self.marks[n + i] if len(self.marks) > n else math.nan
         return int(self.marks[i]), None if math.isnan(created) else created
 
-    def all_marks(self) -> dict[str, Mark]:
-        return {k: self.mark(i) for i, k in enumerate(self.series.keys)}
+    def dump(self) -> list[Any]:
+        """``[node, restartCount, {series: [value, created]}]`` (checkpoint form)."""
+        keys = self.series.keys
+        n = len(keys)
+        values = self.marks[:n].tolist()
+        created: list[float | None] = [None] * n
+        if len(self.marks) > n:
+            created = [None if math.isnan(c) else c for c in self.marks[n:]]
+        series = {k: [int(v), c] for k, v, c in zip(keys, values, created, strict=True)}
+        return [self.node, self.restart_count, series]
 
 
 @attrs.define
@@ -486,6 +494,18 @@ class BookingResult:
 def shard_of(name: str, shards: int) -> int:
     """The checkpoint shard of a node (or of a profile's pool, by ``pool:<key>``)."""
     return zlib.crc32(name.encode()) % shards
+
+
+class _NodeShards(dict[str, int]):
+    """node → :func:`shard_of`, worked out on first use."""
+
+    def __init__(self, shards: int) -> None:
+        super().__init__()
+        self.shards = shards
+
+    def __missing__(self, node: str) -> int:
+        shard = self[node] = shard_of(node, self.shards)
+        return shard
 
 
 def amortization_usd(econ: Economics, start: float, end: float) -> float:
@@ -836,7 +856,8 @@ class Ledger:
             else:
                 kwh = fallback(seconds)
             return kwh, kwh, "estimate", 0.0
-        deferred = sum(d.seconds for d in gpus.deferred.get(gid, ()))
+        deferrals = gpus.deferred.get(gid)
+        deferred = sum(d.seconds for d in deferrals) if deferrals else 0.0
         if deferred <= 0:
             return delta_kwh, 0.0, None, 0.0
         share_now = seconds / (seconds + deferred)
@@ -902,11 +923,12 @@ class Ledger:
     def dump_shard(self, shard: int) -> dict[str, Any]:
         """The hot state of one shard as plain JSON-able values (SPEC §4 checkpoint)."""
         nodes = {n: s for n, s in self._nodes.items() if s.shard == shard}
-        pods = {u: p for u, p in self._pods.items() if shard_of(p.node, self.shards) == shard}
+        # pods and GPUs name their node: look each node's shard up once, not per pod and GPU
+        node_shard = _NodeShards(self.shards)
+        node_shard.update((n, s.shard) for n, s in self._nodes.items())
+        pods = {u: p for u, p in self._pods.items() if node_shard[p.node] == shard}
         table = self._gpus
-        gpus = [
-            g for g, row in table.rows.items() if shard_of(table.node[row], self.shards) == shard
-        ]
+        gpus = [g for g, row in table.rows.items() if node_shard[table.node[row]] == shard]
         profiles = {
             k: p for k, p in self._profiles.items() if shard_of(f"pool:{k}", self.shards) == shard
         }
@@ -921,10 +943,7 @@ class Ledger:
                 for n, s in nodes.items()
             },
             "profiles": {k: _dump_profile(p) for k, p in profiles.items()},
-            "pods": {
-                u: [p.node, p.restart_count, {k: list(m) for k, m in p.all_marks().items()}]
-                for u, p in pods.items()
-            },
+            "pods": {u: p.dump() for u, p in pods.items()},
             "gpus": {g: table.dump(g) for g in gpus},
             "lines": _dump_lines((k, v) for k, v in self.lines.items() if k[0] == shard),
             "coverage": [[d, p, s] for (sh, d, p), s in self.coverage.items() if sh == shard],
