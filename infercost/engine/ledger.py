@@ -17,6 +17,7 @@ is not later than the previous one books nothing.
 
 from __future__ import annotations
 
+import array
 import datetime as dt
 import math
 import sys
@@ -45,6 +46,7 @@ from infercost.engine.costmodel import (
     maintenance_rate_per_hour,
 )
 from infercost.engine.periods import (
+    Piece,
     day_label,
     previous_day,
     split_at_midnight,
@@ -112,6 +114,9 @@ FIELDS = (
 ) = range(len(FIELDS))
 TOKENS = ("input_tokens", "cached_input_tokens", "uncached_input_tokens", "output_tokens")
 T_IN, T_CACHED, T_UNCACHED, T_OUT = range(len(TOKENS))
+
+_ZERO_VALUES = (0.0,) * len(FIELDS)
+_ZERO_TOKENS = (0,) * len(TOKENS)
 
 DEFERRAL_LIMIT_SECONDS = 24 * 3600.0
 """SPEC §4: a GPU whose energy counter stays unreadable longer than this is estimated."""
@@ -242,10 +247,26 @@ LineKey = tuple[int, str, str, str, str]
 """(shard, day, profile, namespace, model)."""
 
 
+def _float_row(values: Iterable[float]) -> array.array[float]:
+    return array.array("d", values)
+
+
+def _int_row(values: Iterable[int]) -> array.array[int]:
+    return array.array("q", values)
+
+
 @attrs.define
 class Line:
-    values: list[float] = attrs.Factory(lambda: [0.0] * len(FIELDS))
-    tokens: list[int] = attrs.Factory(lambda: [0] * len(TOKENS))
+    """One accumulator line. Its figures are rows of machine numbers (``values`` by
+    :data:`FIELDS`, ``tokens`` by :data:`TOKENS`), not lists of Python numbers: a line costs
+    about 300 bytes instead of 700, and closed days keep thousands of lines."""
+
+    values: array.array[float] = attrs.field(
+        factory=lambda: _float_row(_ZERO_VALUES), converter=_float_row
+    )
+    tokens: array.array[int] = attrs.field(
+        factory=lambda: _int_row(_ZERO_TOKENS), converter=_int_row
+    )
     family: str | None = None
 
     @property
@@ -294,21 +315,44 @@ Mark = tuple[int, float | None]
 
 
 @attrs.frozen
+class _SeriesKeys:
+    """The series keys of a pod, and where each one's watermark is: one object shared by every
+    pod that serves the same series (replicas of a model)."""
+
+    keys: tuple[str, ...]
+    index: Mapping[str, int]
+
+
+_NO_SERIES = _SeriesKeys((), {})
+
+
+@attrs.frozen
 class _Pod:
     """The watermarks of one pod (SPEC §4), kept compact: the ledger holds one per pod between
-    samples. ``keys`` is one tuple shared by every pod that serves the same series (replicas of
-    a model), ``values`` and ``created`` are parallel to it; ``created`` is ``None`` when no
-    series of the pod has a ``*_created`` value."""
+    samples. ``marks`` holds one number per series of ``series`` (its whole value: counters
+    are read as floats, and stored as such they stay exact), then, when any series of the pod
+    has a ``*_created`` value, one more per series (NaN: none)."""
 
     node: str
     restart_count: int | None
-    keys: tuple[str, ...] = ()
-    values: tuple[int, ...] = ()
-    created: tuple[float | None, ...] | None = None
+    series: _SeriesKeys = _NO_SERIES
+    marks: array.array[float] = attrs.field(factory=lambda: array.array("d"))
 
-    def marks(self) -> dict[str, Mark]:
-        created = self.created or (None,) * len(self.keys)
-        return {k: (v, c) for k, v, c in zip(self.keys, self.values, created, strict=True)}
+    def mark(self, i: int) -> Mark:
+        n = len(self.series.keys)
+        created = self.marks[n + i] if len(self.marks) > n else math.nan
+        return int(self.marks[i]), None if math.isnan(created) else created
+
+    def dump(self) -> list[Any]:
+        """``[node, restartCount, {series: [value, created]}]`` (checkpoint form)."""
+        keys = self.series.keys
+        n = len(keys)
+        values = self.marks[:n].tolist()
+        created: list[float | None] = [None] * n
+        if len(self.marks) > n:
+            created = [None if math.isnan(c) else c for c in self.marks[n:]]
+        series = {k: [int(v), c] for k, v, c in zip(keys, values, created, strict=True)}
+        return [self.node, self.restart_count, series]
 
 
 @attrs.define
@@ -321,15 +365,122 @@ class _Deferral:
     """(namespace, model, weight, idle)."""
 
 
-@attrs.define
-class _Gpu:
-    node: str
-    energy_mj: float | None
-    boot_id: str
-    watts: float | None
-    rebase: bool = False
-    since: float | None = None
-    deferred: list[_Deferral] = attrs.Factory(list)
+def _optional(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+class _GpuTable:
+    """The energy state of every GPU the ledger follows (SPEC §4: counter watermark, boot ID,
+    last power reading, deferrals), one column per field and one row per GPU: an object per
+    GPU with a float object per reading cost ~180 bytes a GPU, and a node has eight. NaN
+    stands for "none" in the number columns; deferrals, rare, are kept by GPU only while there
+    are some."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.ids: list[str] = []
+        self.node: list[str] = []
+        self.boot_id: list[str] = []
+        self.energy_mj = array.array("d")
+        self.watts = array.array("d")
+        self.since = array.array("d")
+        """Start of the current outage (unix seconds)."""
+        self.rebase = bytearray()
+        """The counter's next reading only re-bases its watermark."""
+        self.deferred: dict[str, list[_Deferral]] = {}
+
+    def counted(self, gid: str) -> bool:
+        """Whether the GPU has an energy counter watermark."""
+        row = self.rows.get(gid)
+        return row is not None and not math.isnan(self.energy_mj[row])
+
+    def put(
+        self,
+        gid: str,
+        node: str,
+        energy_mj: float | None,
+        boot_id: str,
+        watts: float | None,
+        *,
+        rebase: bool = False,
+        since: float | None = None,
+        deferred: list[_Deferral] | None = None,
+    ) -> None:
+        """Start following a GPU afresh (a GPU already followed loses its state)."""
+        row = self.rows.get(gid)
+        if row is None:
+            self.rows[gid] = len(self.ids)
+            self.ids.append(gid)
+            self.node.append(node)
+            self.boot_id.append(boot_id)
+            self.energy_mj.append(_number(energy_mj))
+            self.watts.append(_number(watts))
+            self.since.append(_number(since))
+            self.rebase.append(rebase)
+        else:
+            self.node[row], self.boot_id[row] = node, boot_id
+            self.energy_mj[row], self.watts[row] = _number(energy_mj), _number(watts)
+            self.since[row], self.rebase[row] = _number(since), rebase
+        if deferred:
+            self.deferred[gid] = deferred
+        else:
+            self.deferred.pop(gid, None)
+
+    def remove(self, gid: str) -> None:
+        """Stop following a GPU: the last row moves into its place."""
+        row = self.rows.pop(gid)
+        last = len(self.ids) - 1
+        if row != last:
+            moved = self.ids[last]
+            self.rows[moved] = row
+            self.ids[row], self.node[row] = moved, self.node[last]
+            self.boot_id[row] = self.boot_id[last]
+            self.energy_mj[row], self.watts[row] = self.energy_mj[last], self.watts[last]
+            self.since[row], self.rebase[row] = self.since[last], self.rebase[last]
+        del self.ids[last], self.node[last], self.boot_id[last]
+        del self.energy_mj[last], self.watts[last], self.since[last], self.rebase[last]
+        self.deferred.pop(gid, None)
+
+    def dump(self, gid: str) -> list[Any]:
+        row = self.rows[gid]
+        return [
+            self.node[row],
+            _optional(self.energy_mj[row]),
+            self.boot_id[row],
+            _optional(self.watts[row]),
+            bool(self.rebase[row]),
+            _optional(self.since[row]),
+            [
+                [d.seconds, d.usd_per_kwh, d.profile, [list(r) for r in d.rows]]
+                for d in self.deferred.get(gid, ())
+            ],
+        ]
+
+    def load(self, gid: str, raw: Sequence[Any], shards: int) -> None:
+        node, energy, boot, watts, rebase, since, deferred = raw
+        self.put(
+            gid,
+            node,
+            energy,
+            boot,
+            watts,
+            rebase=bool(rebase),
+            since=since,
+            deferred=[
+                _Deferral(
+                    secs,
+                    rate,
+                    shard_of(node, shards),
+                    profile,
+                    [(r[0], r[1], float(r[2]), bool(r[3])) for r in rows],
+                )
+                for secs, rate, profile, rows in deferred
+            ],
+        )
 
 
 @attrs.frozen
@@ -343,6 +494,18 @@ class BookingResult:
 def shard_of(name: str, shards: int) -> int:
     """The checkpoint shard of a node (or of a profile's pool, by ``pool:<key>``)."""
     return zlib.crc32(name.encode()) % shards
+
+
+class _NodeShards(dict[str, int]):
+    """node → :func:`shard_of`, worked out on first use."""
+
+    def __init__(self, shards: int) -> None:
+        super().__init__()
+        self.shards = shards
+
+    def __missing__(self, node: str) -> int:
+        shard = self[node] = shard_of(node, self.shards)
+        return shard
 
 
 def amortization_usd(econ: Economics, start: float, end: float) -> float:
@@ -403,10 +566,10 @@ class Ledger:
         self._nodes: dict[str, _Node] = {}
         self._profiles: dict[str, _Profile] = {}
         self._pods: dict[str, _Pod] = {}
-        self._key_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._key_sets: dict[tuple[str, ...], _SeriesKeys] = {}
         """One copy of each pod's tuple of series keys (see :meth:`_pod`)."""
         self._key_sets_kept = 0
-        self._gpus: dict[str, _Gpu] = {}
+        self._gpus = _GpuTable()
         self._weights: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
         """(day, profile) → (namespace, model) → non-idle cost, for the idle split."""
 
@@ -487,8 +650,9 @@ class Ledger:
             del self._nodes[name]
             for uid in [u for u, p in self._pods.items() if p.node == name]:
                 del self._pods[uid]
-            for gid in [g for g, s in self._gpus.items() if s.node == name]:
-                del self._gpus[gid]
+            gpus = self._gpus
+            for gid in [g for g, row in gpus.rows.items() if gpus.node[row] == name]:
+                gpus.remove(gid)
         for name, node in now_owned.items():
             known = self._nodes.get(name)
             if known is None:
@@ -502,8 +666,8 @@ class Ledger:
                 )
                 # watermarks only: the node is covered from now on
                 for r in node.readings:
-                    self._gpus[r.id] = _Gpu(
-                        name, _usable(r.energy_mj), node.boot_id, _usable(r.power_watts)
+                    self._gpus.put(
+                        r.id, name, _usable(r.energy_mj), node.boot_id, _usable(r.power_watts)
                     )
                 state.gpu_ids = [r.id for r in node.readings if _usable(r.energy_mj) is not None]
                 for pod in obs.pods:
@@ -562,26 +726,30 @@ class Ledger:
         """A pod's watermarks in their compact form. Series keys are interned strings in tuples
         the ledger shares between pods; the table of tuples is rebuilt from the pods it holds
         whenever it has doubled, so key sets no pod serves any more do not accumulate."""
-        keys = tuple(sys.intern(k) for k in marks)
+        keys = tuple(marks)
         shared = self._key_sets.get(keys)
         if shared is None:
             if len(self._key_sets) >= max(64, 2 * self._key_sets_kept):
-                self._key_sets = {p.keys: p.keys for p in self._pods.values()}
+                self._key_sets = {p.series.keys: p.series for p in self._pods.values()}
                 self._key_sets_kept = len(self._key_sets)
-            shared = self._key_sets.setdefault(keys, keys)
-        created = tuple(c for _, c in marks.values())
-        return _Pod(
-            node,
-            restart_count,
-            shared,
-            tuple(v for v, _ in marks.values()),
-            created if any(c is not None for c in created) else None,
-        )
+            keys = tuple(sys.intern(k) for k in keys)
+            shared = self._key_sets.setdefault(
+                keys, _SeriesKeys(keys, {k: i for i, k in enumerate(keys)})
+            )
+        values: list[float] = [v for v, _ in marks.values()]
+        if any(c is not None for _, c in marks.values()):
+            values += [math.nan if c is None else c for _, c in marks.values()]
+        return _Pod(node, restart_count, shared, array.array("d", values))
 
-    def _token_deltas(self, pod: PodObservation, node: _Node) -> dict[str, list[int]] | None:
-        """model → [input, cached, output] whole-token deltas of a scraped pod; ``None`` when
-        the pod only sets watermarks (first seen, started before its node's coverage)."""
+    def _token_deltas(
+        self, pod: PodObservation, node: _Node
+    ) -> tuple[dict[str, list[int]], float] | None:
+        """model → [input, cached, output] whole-token deltas of a scraped pod, and the start
+        of the span they were served in (unix seconds): the node's last sample, or the pod's
+        ``startTime`` when it was first seen and started later (SPEC §4). ``None`` when the pod
+        only sets watermarks (first seen, started before its node's coverage)."""
         state = self._pods.get(pod.uid)
+        since = node.t0
         if state is None:
             started = pod.start_time
             if started is None or math.floor(_ts(started)) < math.floor(node.coverage):
@@ -589,6 +757,7 @@ class Ledger:
                 return None
             state = _Pod(pod.node, pod.restart_count)
             counted_whole = True
+            since = max(since, _ts(started))
         else:
             counted_whole = False
         restarted = (
@@ -597,11 +766,12 @@ class Ledger:
             and pod.restart_count != state.restart_count
         )
         out: dict[str, list[int]] = {}
-        marks = state.marks()
+        index = state.series.index
         fresh: dict[str, Mark] = {}
         for reading in pod.readings:
             value = _whole(reading.value)
-            mark_value, mark_created = marks.get(reading.key, (None, None))
+            i = index.get(reading.key)
+            mark_value, mark_created = (None, None) if i is None else state.mark(i)
             if (
                 counted_whole
                 or mark_value is None
@@ -627,10 +797,11 @@ class Ledger:
             if reading.roles & ROLE_OUTPUT:
                 row[2] += delta
         # series that vanished from the page keep their watermarks
-        for key, mark in marks.items():
-            fresh.setdefault(key, mark)
+        for key, i in index.items():
+            if key not in fresh:
+                fresh[key] = state.mark(i)
         self._pods[pod.uid] = self._pod(pod.node, pod.restart_count, fresh)
-        return out
+        return out, since
 
     # -- energy ------------------------------------------------------------------------------
 
@@ -651,39 +822,42 @@ class Ledger:
         ``"counter"`` or ``"estimate"`` —, kWh of the counter's delta that belongs to them).
         kWh is NaN while the GPU's energy is deferred (its counter cannot be read).
         """
-        state = self._gpus.get(gid)
+        gpus = self._gpus
+        row = gpus.rows.get(gid)
         energy = _usable(reading.energy_mj) if reading else None
         watts = _usable(reading.power_watts) if reading else None
 
         def fallback(span: float) -> float:
             return (fallback_watts or 0.0) * span / WATT_SECONDS_PER_KWH
 
-        if state is None or state.energy_mj is None:
+        if row is None or math.isnan(gpus.energy_mj[row]):
             # no counter yet: the GPU's own power gauge, else the fallback
             kwh = watts * seconds / WATT_SECONDS_PER_KWH if watts is not None else fallback(seconds)
-            self._gpus[gid] = _Gpu(node, energy, boot_id, watts)
+            gpus.put(gid, node, energy, boot_id, watts)
             return kwh, kwh, None, 0.0
         if energy is None:
             # the counter could be read before: defer, for at most 24 hours
-            if state.since is None:
-                state.since = t1 - seconds
-            if state.rebase or t1 - state.since > DEFERRAL_LIMIT_SECONDS:
-                state.rebase = True
+            if math.isnan(gpus.since[row]):
+                gpus.since[row] = t1 - seconds
+            if gpus.rebase[row] or t1 - gpus.since[row] > DEFERRAL_LIMIT_SECONDS:
+                gpus.rebase[row] = True
                 return fallback(seconds), fallback(seconds), "estimate", 0.0
             return math.nan, 0.0, None, 0.0
-        reset = energy < state.energy_mj or bool(state.boot_id and boot_id != state.boot_id)
-        rebase = state.rebase
-        previous_watts = state.watts
-        delta_kwh = (energy - state.energy_mj) / MILLIJOULES_PER_KWH
-        state.energy_mj, state.boot_id, state.watts = energy, boot_id, watts
-        state.rebase, state.since = False, None
+        last_mj, last_boot = gpus.energy_mj[row], gpus.boot_id[row]
+        reset = energy < last_mj or bool(last_boot and boot_id != last_boot)
+        rebase = bool(gpus.rebase[row])
+        previous_watts = _optional(gpus.watts[row])
+        delta_kwh = (energy - last_mj) / MILLIJOULES_PER_KWH
+        gpus.energy_mj[row], gpus.boot_id[row], gpus.watts[row] = energy, boot_id, _number(watts)
+        gpus.rebase[row], gpus.since[row] = False, math.nan
         if reset or rebase:
             if reset and previous_watts is not None and watts is not None:
                 kwh = (previous_watts + watts) / 2 * seconds / WATT_SECONDS_PER_KWH
             else:
                 kwh = fallback(seconds)
             return kwh, kwh, "estimate", 0.0
-        deferred = sum(d.seconds for d in state.deferred)
+        deferrals = gpus.deferred.get(gid)
+        deferred = sum(d.seconds for d in deferrals) if deferrals else 0.0
         if deferred <= 0:
             return delta_kwh, 0.0, None, 0.0
         share_now = seconds / (seconds + deferred)
@@ -695,13 +869,13 @@ class Ledger:
         """Book a GPU's deferred intervals into today's lines: (shard, profile, ns, model, kWh,
         USD, idle, estimated) rows. ``counter``: the counter's delta spread by seconds;
         ``estimate``: each interval from the fallback power (SPEC §4 outages)."""
-        state = self._gpus.get(gid)
-        if state is None or not state.deferred:
+        deferred = self._gpus.deferred.pop(gid, None)
+        if not deferred:
             return []
-        total = sum(d.seconds for d in state.deferred)
+        total = sum(d.seconds for d in deferred)
         estimate = how == "estimate"
         out = []
-        for d in state.deferred:
+        for d in deferred:
             if estimate:
                 kwh = (fallback_watts or 0.0) * d.seconds / WATT_SECONDS_PER_KWH
             else:
@@ -711,7 +885,6 @@ class Ledger:
                 out.append(
                     (d.shard, d.profile, ns, model, part, part * d.usd_per_kwh, idle, estimate)
                 )
-        state.deferred = []
         return out
 
     # -- closing -----------------------------------------------------------------------------
@@ -750,8 +923,12 @@ class Ledger:
     def dump_shard(self, shard: int) -> dict[str, Any]:
         """The hot state of one shard as plain JSON-able values (SPEC §4 checkpoint)."""
         nodes = {n: s for n, s in self._nodes.items() if s.shard == shard}
-        pods = {u: p for u, p in self._pods.items() if shard_of(p.node, self.shards) == shard}
-        gpus = {g: s for g, s in self._gpus.items() if shard_of(s.node, self.shards) == shard}
+        # pods and GPUs name their node: look each node's shard up once, not per pod and GPU
+        node_shard = _NodeShards(self.shards)
+        node_shard.update((n, s.shard) for n, s in self._nodes.items())
+        pods = {u: p for u, p in self._pods.items() if node_shard[p.node] == shard}
+        table = self._gpus
+        gpus = [g for g, row in table.rows.items() if node_shard[table.node[row]] == shard]
         profiles = {
             k: p for k, p in self._profiles.items() if shard_of(f"pool:{k}", self.shards) == shard
         }
@@ -766,11 +943,8 @@ class Ledger:
                 for n, s in nodes.items()
             },
             "profiles": {k: _dump_profile(p) for k, p in profiles.items()},
-            "pods": {
-                u: [p.node, p.restart_count, {k: list(m) for k, m in p.marks().items()}]
-                for u, p in pods.items()
-            },
-            "gpus": {g: _dump_gpu(s) for g, s in gpus.items()},
+            "pods": {u: p.dump() for u, p in pods.items()},
+            "gpus": {g: table.dump(g) for g in gpus},
             "lines": _dump_lines((k, v) for k, v in self.lines.items() if k[0] == shard),
             "coverage": [[d, p, s] for (sh, d, p), s in self.coverage.items() if sh == shard],
         }
@@ -819,7 +993,7 @@ class Ledger:
                     node, restarts, {k: (v, c) for k, (v, c) in series.items()}
                 )
             for gid, raw in data["gpus"].items():
-                self._gpus[gid] = _load_gpu(raw, self.shards)
+                self._gpus.load(gid, raw, self.shards)
             shard = int(data["shard"]) % self.shards
             for key, line in _load_lines(data["lines"], shard):
                 self.lines.setdefault(key, Line()).add(line)
@@ -908,43 +1082,9 @@ def _load_profile(raw: Sequence[Any]) -> _Profile:
     )
 
 
-def _dump_gpu(g: _Gpu) -> list[Any]:
-    return [
-        g.node,
-        g.energy_mj,
-        g.boot_id,
-        g.watts,
-        g.rebase,
-        g.since,
-        [[d.seconds, d.usd_per_kwh, d.profile, [list(r) for r in d.rows]] for d in g.deferred],
-    ]
-
-
-def _load_gpu(raw: Sequence[Any], shards: int) -> _Gpu:
-    node, energy, boot, watts, rebase, since, deferred = raw
-    return _Gpu(
-        node,
-        energy,
-        boot,
-        watts,
-        rebase,
-        since,
-        [
-            _Deferral(
-                secs,
-                rate,
-                shard_of(node, shards),
-                profile,
-                [(r[0], r[1], float(r[2]), bool(r[3])) for r in rows],
-            )
-            for secs, rate, profile, rows in deferred
-        ],
-    )
-
-
 def _dump_lines(items: Iterable[tuple[LineKey, Line]]) -> list[list[Any]]:
     return [
-        [day, profile, ns, model, line.family, line.values, line.tokens]
+        [day, profile, ns, model, line.family, line.values.tolist(), line.tokens.tolist()]
         for (_, day, profile, ns, model), line in sorted(items)
     ]
 
@@ -981,7 +1121,7 @@ class _Batch:
         self.units: dict[float, list[_Unit]] = {}
         self.node_state: dict[str, _Node] = {}
         self.node_obs: dict[str, NodeObservation] = {}
-        self.pods: dict[float, list[tuple[PodObservation, dict[str, list[int]]]]] = {}
+        self.pods: dict[float, list[tuple[PodObservation, dict[str, list[int]], float]]] = {}
         self.recovered: list[tuple[int, str, str, str, float, float, bool, bool]] = []
         self.changed: set[int] = set()
 
@@ -1040,9 +1180,7 @@ class _Batch:
             )
             if settle is not None:
                 self.recovered += ledger._settle(gid, settle, recovered, fallback)
-        state.gpu_ids = [
-            g for g in ids if g in ledger._gpus and ledger._gpus[g].energy_mj is not None
-        ]
+        state.gpu_ids = [g for g in ids if ledger._gpus.counted(g)]
         self.node_state[name] = state
         if node is not None:
             self.node_obs[name] = node
@@ -1077,10 +1215,11 @@ class _Batch:
         state = self.node_state.get(pod.node)
         if state is None or not pod.scraped or not pod.inference:
             return
-        deltas = self.ledger._token_deltas(pod, state)
-        if deltas is None:
+        counted = self.ledger._token_deltas(pod, state)
+        if counted is None:
             return
-        self.pods.setdefault(state.t0, []).append((pod, deltas))
+        deltas, since = counted
+        self.pods.setdefault(state.t0, []).append((pod, deltas, since))
 
     # -- booking -----------------------------------------------------------------------------
 
@@ -1112,7 +1251,7 @@ class _Batch:
         self,
         t0: float,
         units: list[_Unit],
-        pods: list[tuple[PodObservation, dict[str, list[int]]]],
+        pods: list[tuple[PodObservation, dict[str, list[int]], float]],
     ) -> None:
         ledger = self.ledger
         pieces = split_at_midnight(_dt(t0), _dt(self.t1))
@@ -1122,7 +1261,7 @@ class _Batch:
         for u in units:
             if u.node is not None:
                 node_index.setdefault(u.node, len(node_index))
-        for pod, _ in pods:
+        for pod, _, _ in pods:
             node_index.setdefault(pod.node, len(node_index))
         groups: dict[tuple[int, str], int] = {}
         gpu_index: dict[str, int] = {}
@@ -1132,6 +1271,8 @@ class _Batch:
 
         keys: dict[tuple[int, str, str, str], int] = {}
         key_tokens: dict[int, list[int]] = {}
+        late_tokens: dict[tuple[int, float], list[int]] = {}
+        """Tokens of pods first seen that started after ``t0``, by (key, pod start)."""
         key_family: dict[int, str | None] = {}
         pod_index: dict[str, int] = {}
         pod_node: list[int] = []
@@ -1143,7 +1284,7 @@ class _Batch:
         def key_of(shard: int, profile: str, ns: str, model: str) -> int:
             return keys.setdefault((shard, profile, ns, model), len(keys))
 
-        for pod, deltas in pods:
+        for pod, deltas, since in pods:
             state = self.node_state[pod.node]
             pod_index[pod.uid] = len(pod_node)
             pod_node.append(node_index[pod.node])
@@ -1155,6 +1296,9 @@ class _Batch:
                     entry_key.append(k)
                     entry_tokens.append(float(tin + tout))
                     acc = key_tokens.setdefault(k, [0, 0, 0, 0])
+                    if since > t0:
+                        acc = late_tokens.setdefault((k, since), [0, 0, 0, 0])
+                        key_tokens.setdefault(k, [0, 0, 0, 0])
                     acc[T_IN] += tin
                     acc[T_CACHED] += tcached
                     acc[T_UNCACHED] += max(0, tin - tcached)
@@ -1216,9 +1360,7 @@ class _Batch:
         group_list = list(groups)
         active = result.key_active_seconds
         last_weights: dict[str, list[tuple[str, str, float]]] = {}
-        token_parts = {
-            k: [split_whole(total, pieces) for total in tokens] for k, tokens in key_tokens.items()
-        }
+        token_parts = _token_parts(pieces, key_tokens, late_tokens, self.t1)
         for n, piece in enumerate(pieces):
             f = piece.fraction
             for k, (shard, profile, ns, model) in enumerate(key_list):
@@ -1240,12 +1382,15 @@ class _Batch:
                 ledger._add_weight_amount(piece.day, profile, ns, model, cost)
                 ledger._attribute(profile, ns, model, cost)
                 self.changed.add(shard)
-            for k, parts in token_parts.items():
+            for k, by_piece in token_parts.items():
+                parts = by_piece[n]
+                if parts is None:
+                    continue
                 shard, profile, ns, model = key_list[k]
                 line = ledger.lines[(shard, piece.day, profile, ns, model)]
-                for t, split in enumerate(parts):
-                    line.tokens[t] += split[n]
-                ledger._attribute(profile, ns, model, 0.0, tin=parts[T_IN][n], tout=parts[T_OUT][n])
+                for t, part in enumerate(parts):
+                    line.tokens[t] += part
+                ledger._attribute(profile, ns, model, 0.0, tin=parts[T_IN], tout=parts[T_OUT])
             for g, (shard, profile) in enumerate(group_list):
                 idle = result.idle_amounts[g] * f
                 weights = ledger._idle_weights(piece.day, profile)
@@ -1280,10 +1425,42 @@ class _Batch:
         for i, u in enumerate(units):
             if not u.deferred:
                 continue
-            gstate = ledger._gpus[u.gpu_id]
             rows = [(key_list[k][2], key_list[k][3], w, False) for k, w in result.rows_of(i)]
             rest = float(result.gpu_remainder[i])
             if rest > 0:
                 rows += [(ns, m, w * rest, True) for ns, m, w in last_weights.get(u.profile, [])]
-            gstate.deferred.append(_Deferral(self.t1 - t0, u.usd_per_kwh, u.shard, u.profile, rows))
+            deferral = _Deferral(self.t1 - t0, u.usd_per_kwh, u.shard, u.profile, rows)
+            ledger._gpus.deferred.setdefault(u.gpu_id, []).append(deferral)
             self.changed.add(u.shard)
+
+
+def _token_parts(
+    pieces: tuple[Piece, ...],
+    key_tokens: Mapping[int, list[int]],
+    late_tokens: Mapping[tuple[int, float], list[int]],
+    t1: float,
+) -> dict[int, list[list[int] | None]]:
+    """key → per piece of the interval, the whole tokens booked in it (``None``: none).
+
+    ``key_tokens`` were served over the whole interval and are split over all its pieces;
+    ``late_tokens`` (by key and pod start) only over ``[start, t1]`` (SPEC §4: a pod first seen
+    that started after the node's last sample), so a pod that started after midnight books
+    nothing on the day before."""
+    out: dict[int, list[list[int] | None]] = {}
+    for k, tokens in key_tokens.items():
+        splits = [split_whole(total, pieces) for total in tokens]
+        out[k] = [[split[n] for split in splits] for n in range(len(pieces))]
+    if not late_tokens:
+        return out
+    index = {piece.day: n for n, piece in enumerate(pieces)}
+    for (k, start), tokens in late_tokens.items():
+        # a start at or after t1 (clocks disagree by a little): everything in the last piece
+        span = split_at_midnight(_dt(start), _dt(t1)) or pieces[-1:]
+        by_piece = out[k]
+        for total_index, total in enumerate(tokens):
+            for piece, part in zip(span, split_whole(total, span), strict=True):
+                row = by_piece[index[piece.day]]
+                if row is None:
+                    row = by_piece[index[piece.day]] = [0] * len(TOKENS)
+                row[total_index] += part
+    return out

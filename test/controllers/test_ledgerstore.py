@@ -108,3 +108,17 @@ def test_a_shard_of_5000_pods_stays_well_under_one_mebibyte(kube: KubeEnv) -> No
     assert size < 512 * 1024, f"{size} bytes"
     # unchanged: not written again
     assert not store.write_shard(ledger, 0)
+
+
+def test_a_restored_ledger_is_not_written_back_until_a_booking_changes_it(kube: KubeEnv) -> None:
+    store = LedgerStore(kube.rest, NS, shards=4)
+    ledger = Ledger(shards=4)
+    ledger.book(_observation(START, 40, 1000.0))
+    ledger.book(_observation(START + dt.timedelta(seconds=30), 40, 2000.0))
+    assert [store.write_shard(ledger, s) for s in range(4)].count(True) >= 2
+    # a new leader: what it restored is what is stored, so nothing is written again
+    successor = LedgerStore(kube.rest, NS, shards=4)
+    restored = successor.load()
+    assert not any(successor.write_shard(restored, s) for s in range(4))
+    result = restored.book(_observation(START + dt.timedelta(seconds=60), 40, 3000.0))
+    assert all(successor.write_shard(restored, s) for s in result.changed_shards)

@@ -168,6 +168,47 @@ def test_interval_split_at_midnight_keeps_whole_tokens() -> None:
     assert ledger.is_closed("2026-11-27")
 
 
+MIDNIGHT = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+
+
+def _first_seen_across_midnight(started: dt.datetime) -> tuple[dict, dict]:
+    """The node's previous sample is at 23:59:50; a pod started at ``started`` is first seen at
+    00:00:20 with 250 input and 25 output tokens."""
+    ledger = Ledger(shards=2)
+    before = (MIDNIGHT - T0).total_seconds() - 10
+    ledger.book(obs(before, [node(0.0)], []))
+    ledger.book(obs(before + 30, [node(0.0)], [vllm("new", inp=250, out=25, start=started)]))
+    return totals(ledger, day="2026-11-27"), totals(ledger, day="2026-11-28")
+
+
+def test_a_pod_started_after_midnight_books_all_its_first_tokens_on_the_new_day() -> None:
+    old_day, new_day = _first_seen_across_midnight(MIDNIGHT + dt.timedelta(seconds=10))
+    assert (old_day["input"], old_day["output"]) == (0, 0)
+    assert (new_day["input"], new_day["output"]) == (250, 25)
+    # the GPU's hour is still the whole interval's, split by time: 10 s before midnight
+    assert old_day["cost"] == pytest.approx(10 / 3600)
+    assert new_day["cost"] == pytest.approx(20 / 3600)
+
+
+def test_a_pod_started_before_midnight_splits_its_first_tokens_from_its_start() -> None:
+    # served over [23:59:55, 00:00:20]: 5 s before midnight and 20 s after, 1:4
+    old_day, new_day = _first_seen_across_midnight(MIDNIGHT - dt.timedelta(seconds=5))
+    assert (old_day["input"], old_day["output"]) == (50, 5)
+    assert (new_day["input"], new_day["output"]) == (200, 20)
+
+
+def test_a_first_seen_pod_and_a_known_one_of_the_same_model_split_by_their_own_spans() -> None:
+    """Two pods of one (namespace, model) line: the known one served over the whole interval
+    (10 s : 20 s), the new one only since its start after midnight."""
+    ledger = Ledger(shards=1)
+    before = (MIDNIGHT - T0).total_seconds() - 10
+    ledger.book(obs(before, [node(0.0)], [vllm("old", inp=1000)]))
+    late = vllm("new", inp=90, start=MIDNIGHT + dt.timedelta(seconds=1))
+    ledger.book(obs(before + 30, [node(0.0)], [vllm("old", inp=1300), late]))
+    assert totals(ledger, day="2026-11-27")["input"] == 100  # ⌊300 × 1/3⌋
+    assert totals(ledger, day="2026-11-28")["input"] == 200 + 90
+
+
 def test_unheld_gpu_with_no_cost_anywhere_goes_to_unallocated() -> None:
     ledger = Ledger(shards=1)
     ledger.book(obs(0, [node(0.0)], []))
@@ -374,3 +415,30 @@ def test_a_checkpoint_written_by_an_earlier_release_restores_identically() -> No
     booked_b = [after_b[k] - before_b[k] for k in ("input", "cached", "output")]
     assert booked_a == [100, 5, 40]
     assert booked_b == [7, 2, 3]
+
+
+def test_a_node_leaving_coverage_leaves_the_other_nodes_energy_exact() -> None:
+    """n1's GPUs were followed first; when n1 stops being owned its state goes, and n2's
+    counter watermark and its pending outage must come through untouched."""
+    hw = Hardware(gpu_model="H100", gpu_count=2, purchase_price_usd=2 * 26_280.0)
+    econ = Economics.of(hw, 0.10, 1.0)
+
+    def n1(mj: float) -> NodeObservation:
+        return node(mj, name="n1", uuid="GPU-A")
+
+    def n2(mj: float | None) -> NodeObservation:
+        return node(mj, name="n2", uuid="GPU-B")
+
+    ledger = Ledger(shards=2)
+    ledger.book(obs(0, [n1(0.0), n2(1.0 * KWH)], [], econ))
+    ledger.book(obs(3600, [n1(0.2 * KWH), n2(None)], [], econ))  # n2's exporter is down
+    # n1 is no longer owned by any profile; n2's counter is back: 0.5 kWh over two hours
+    unowned = NodeObservation("n1", "infra/other", 1.0, "b1")
+    ledger.book(obs(7200, [unowned, n2(1.5 * KWH)], [], econ))
+    assert totals(ledger)["kwh"] == pytest.approx(0.2 + 0.5)
+    shards = [json.loads(json.dumps(ledger.dump_shard(s))) for s in range(2)]
+    assert [g for s in shards for g in s["gpus"]] == ["GPU-B"]
+    restored = Ledger(shards=2)
+    restored.restore(shards)
+    restored.book(obs(10800, [n2(1.8 * KWH)], [], econ))
+    assert totals(restored)["kwh"] == pytest.approx(0.2 + 0.5 + 0.3)

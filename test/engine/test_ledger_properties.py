@@ -1,5 +1,6 @@
 """Ledger invariants on random histories (SPEC §4, §5): whole tokens are conserved across
-midnight splits, resets and restarts; every booked dollar is the amortization and electricity of
+midnight splits, resets and restarts; a pod that starts during the history books nothing on a
+day before its start; every booked dollar is the amortization and electricity of
 the covered GPU-time; nothing is negative; a checkpoint restored at any point continues exactly
 as if nothing had happened."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from infercost.api import Hardware
@@ -29,12 +30,15 @@ from infercost.engine.ledger import (
 START = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)
 HW = Hardware(gpu_model="H100", gpu_count=3, purchase_price_usd=3 * 26_280.0)  # $1 per GPU-hour
 ECON = Economics.of(HW, rate_per_kwh=0.2, pue_factor=1.0)
-PODS = ("a", "b", "c")
+PODS = ("a", "b", "c", "d")
+LATE = "d"
+"""Starts during the history, after the node's coverage began: its first counters count whole,
+booked from its start."""
 
 step = st.fixed_dictionaries(
     {
         "seconds": st.sampled_from([5.0, 30.0, 31.0, 600.0, 7200.0]),
-        "served": st.lists(st.integers(0, 5000), min_size=3, max_size=3),
+        "served": st.lists(st.integers(0, 5000), min_size=4, max_size=4),
         "reset": st.sets(st.sampled_from(PODS), max_size=2),
         "scraped": st.sets(st.sampled_from(PODS), min_size=1),
         "watts": st.floats(50, 700),
@@ -44,7 +48,12 @@ step = st.fixed_dictionaries(
 )
 
 
-def _run(steps, restart_allowed: bool):
+late_start = st.tuples(st.integers(1, 12), st.floats(0.0, 1.0, exclude_max=True))
+"""The step at which pod ``d`` is first present, and when it started within the interval
+before it (a fraction)."""
+
+
+def _run(steps, restart_allowed: bool, late: tuple[int, float] = (99, 0.0)):
     ledger = Ledger(shards=3)
     counters = {p: [0, 0] for p in PODS}
     created = {p: 1.0 for p in PODS}  # the servers' *_created: moves on every reset
@@ -55,10 +64,16 @@ def _run(steps, restart_allowed: bool):
     booked_seconds = 0.0
     expected_kwh = 0.0
     first = True
+    late_step, late_fraction = late
+    late_started = None
     for n, s in enumerate(steps):
         if not first:
             t += s["seconds"]
+        if n == late_step:
+            late_started = START + dt.timedelta(seconds=t - s["seconds"] * (1 - late_fraction))
         for i, p in enumerate(PODS):
+            if p == LATE and late_started is None:
+                continue
             if p in s["reset"]:
                 counters[p] = [0, 0]
                 created[p] += 1.0
@@ -73,6 +88,8 @@ def _run(steps, restart_allowed: bool):
             energy_mj += watts * s["seconds"] * 1000.0 * 2  # two measured GPUs
         pods = []
         for p in PODS:
+            if p == LATE and late_started is None:
+                continue
             ok = p in s["scraped"] or first
             if ok and not first:
                 truth[p][0] += pending[p][0]
@@ -87,7 +104,7 @@ def _run(steps, restart_allowed: bool):
                     node="n1",
                     inference=True,
                     scraped=ok,
-                    start_time=START - dt.timedelta(days=1),
+                    start_time=late_started if p == LATE else START - dt.timedelta(days=1),
                     restart_count=None,
                     readings=(
                         SeriesReading("in", "m", ROLE_INPUT, counters[p][0], created[p]),
@@ -130,18 +147,40 @@ def _run(steps, restart_allowed: bool):
             }
             ledger = Ledger(shards=3)
             ledger.restore(shards, closed)
-    return ledger, truth, booked_seconds, expected_kwh
+    return ledger, truth, booked_seconds, expected_kwh, late_started
 
 
 def _all_lines(ledger: Ledger):
     return list(ledger.lines_of(ledger.days()))
 
 
+def _step(seconds: float, served: int) -> dict:
+    return {
+        "seconds": seconds,
+        "served": [served] * len(PODS),
+        "reset": set(),
+        "scraped": set(PODS),
+        "watts": 300.0,
+        "dcgm": True,
+        "restart_ledger": True,
+    }
+
+
+# 22:00:00, 22:00:05, then two hours to 00:00:05; pod d started at 00:00:04.28
+ACROSS_MIDNIGHT = ([_step(5.0, 10), _step(5.0, 10), _step(7200.0, 5000)], (2, 0.9999))
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(step, min_size=2, max_size=12))
-def test_tokens_are_conserved_and_money_is_the_covered_gpu_time(steps) -> None:
-    ledger, truth, seconds, kwh = _run(steps, restart_allowed=False)
+@given(st.lists(step, min_size=2, max_size=12), late_start)
+@example(*ACROSS_MIDNIGHT)
+def test_tokens_are_conserved_and_money_is_the_covered_gpu_time(steps, late) -> None:
+    ledger, truth, seconds, kwh, late_started = _run(steps, restart_allowed=False, late=late)
     lines = _all_lines(ledger)
+    if late_started is not None:
+        start_day = late_started.date().isoformat()
+        assert all(
+            not any(line.tokens) for k, line in lines if k[1] < start_day and k[3] == f"ns-{LATE}"
+        )
     assert sum(line.tokens[0] for _, line in lines) == sum(v[0] for v in truth.values())
     assert sum(line.tokens[3] for _, line in lines) == sum(v[1] for v in truth.values())
     for p in PODS:
@@ -156,10 +195,11 @@ def test_tokens_are_conserved_and_money_is_the_covered_gpu_time(steps) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(step, min_size=2, max_size=12))
-def test_checkpoint_restores_anywhere_change_nothing(steps) -> None:
-    a, _, _, _ = _run(steps, restart_allowed=False)
-    b, _, _, _ = _run(steps, restart_allowed=True)
+@given(st.lists(step, min_size=2, max_size=12), late_start)
+@example(*ACROSS_MIDNIGHT)
+def test_checkpoint_restores_anywhere_change_nothing(steps, late) -> None:
+    a, *_ = _run(steps, restart_allowed=False, late=late)
+    b, *_ = _run(steps, restart_allowed=True, late=late)
     la = {k[1:]: line for k, line in _all_lines(a)}
     lb = {k[1:]: line for k, line in _all_lines(b)}
     assert set(la) == set(lb)
