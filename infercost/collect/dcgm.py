@@ -76,11 +76,13 @@ def _usable(value: float) -> float | None:
 
 
 def _key(sample: Sample) -> str:
+    """The GPU's id, interned: what keeps a GPU between cycles (the ledger's GPU state, the
+    power series) then holds the one string every cycle's page reads, not a copy per cycle."""
     uuid = sample.label("UUID") or sample.label("uuid")
     if uuid:
-        return uuid
+        return sys.intern(uuid)
     host = sample.label("Hostname") or sample.label("hostname") or ""
-    return f"{host}/gpu{sample.label('gpu', '?')}"
+    return sys.intern(f"{host}/gpu{sample.label('gpu', '?')}")
 
 
 def _holder(sample: Sample) -> tuple[bool, GpuHolder | None]:

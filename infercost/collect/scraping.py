@@ -31,10 +31,12 @@ import heapq
 import http.client
 import itertools
 import mmap
+import os
 import queue
 import socket
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Final
@@ -283,9 +285,13 @@ class Scraper:
         self._jobs: queue.SimpleQueue[tuple[_Cycle, int, ScrapeTarget] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._cycles: set[_Cycle] = set()
-        # Idle keep-alive sockets per (host, port). Only the socket is kept between cycles: an
-        # idle HTTPConnection would also keep its last response and parsed headers (~2 KB).
-        self._idle: dict[tuple[str, int], tuple[socket.socket, ...]] = {}
+        # Idle keep-alive connections, kept between cycles as bare file descriptors: host →
+        # port · 2³² + descriptor, one int per connection (a tuple of them when a host has
+        # several). An idle HTTPConnection would also keep its last response and parsed headers
+        # (~2 KB); a socket object with the tuples around it took ~380 B per target, the int
+        # takes 32. The host string is the target's own (the cached pod's IP).
+        self._idle: dict[str, int | tuple[int, ...]] = {}
+        self._idle_finalizer = weakref.finalize(self, _close_idle, self._idle)
         self._lock = threading.Lock()
         self._watchdog = _Watchdog(clock)
         self._cancelled = False
@@ -325,10 +331,7 @@ class Scraper:
             worker.join(self.timeout_seconds + 1.0)
         self._watchdog.close()
         with self._lock:
-            for socks in self._idle.values():
-                for sock in socks:
-                    sock.close()
-            self._idle.clear()
+            _close_idle(self._idle)
 
     def scrape(
         self, targets: Sequence[ScrapeTarget], readers: Mapping[str, Reader] | None = None
@@ -385,7 +388,7 @@ class Scraper:
 
     def idle_connections(self, host: str, port: int) -> int:
         with self._lock:
-            return len(self._idle.get((host, port), ()))
+            return sum(1 for packed in _idle_of(self._idle.get(host)) if packed >> 32 == port)
 
     # -- one target -------------------------------------------------------------------------
 
@@ -436,28 +439,34 @@ class Scraper:
         return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout_seconds)
 
     def _acquire(self, target: ScrapeTarget) -> tuple[http.client.HTTPConnection, bool]:
-        address = (target.host, target.port)
+        fd = -1
         with self._lock:
-            idle = self._idle.pop(address, ())
-            if len(idle) > 1:
-                self._idle[address] = idle[1:]
+            idle = _idle_of(self._idle.get(target.host))
+            for packed in idle:
+                if packed >> 32 == target.port:
+                    fd = packed & 0xFFFFFFFF
+                    _set_idle(self._idle, target.host, tuple(p for p in idle if p != packed))
+                    break
         conn = self._new_connection(target)
-        if idle:
-            conn.sock = idle[0]
-            return conn, True
-        return conn, False
+        if fd < 0:
+            return conn, False
+        try:
+            conn.sock = socket.socket(fileno=fd)
+        except OSError:  # the descriptor no longer names a socket
+            os.close(fd)
+            return conn, False
+        return conn, True
 
     def _release(self, target: ScrapeTarget, conn: http.client.HTTPConnection) -> None:
-        """Keep the socket of a finished exchange for the next cycle (the connection object
-        and its response go)."""
+        """Keep the socket of a finished exchange for the next cycle, as its bare descriptor
+        (the connection object, its response and the socket object go)."""
         sock, conn.sock = conn.sock, None
         if sock is None:
             return
-        address = (target.host, target.port)
         with self._lock:
-            idle = self._idle.get(address, ())
+            idle = _idle_of(self._idle.get(target.host))
             if len(idle) < MAX_IDLE_PER_HOST and not self._closed:
-                self._idle[address] = (*idle, sock)
+                _set_idle(self._idle, target.host, (*idle, target.port << 32 | sock.detach()))
                 return
         sock.close()
 
@@ -619,3 +628,26 @@ def _too_large(target: ScrapeTarget, length: int | None, cap: int) -> ScrapeErro
     return ScrapeError(
         f"the body of {target.url} is larger than {cap} bytes{told}", reason=errors.TOO_LARGE
     )
+
+
+def _idle_of(value: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, int) else value
+
+
+def _set_idle(idle: dict[str, int | tuple[int, ...]], host: str, packed: tuple[int, ...]) -> None:
+    if not packed:
+        idle.pop(host, None)
+    else:
+        idle[host] = packed[0] if len(packed) == 1 else packed
+
+
+def _close_idle(idle: dict[str, int | tuple[int, ...]]) -> None:
+    """Close every idle connection (also when a scraper is dropped without :meth:`close`:
+    bare descriptors have no socket object to close them)."""
+    for value in list(idle.values()):
+        for packed in _idle_of(value):
+            with contextlib.suppress(OSError):
+                os.close(packed & 0xFFFFFFFF)
+    idle.clear()

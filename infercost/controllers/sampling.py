@@ -327,7 +327,8 @@ class Sample:
         figures are computed from (profiles, membership, per node its GPUs, exporter status
         and GPU readings, per pod its target, state and error, the problems), without what
         only the ledger reads, which it took when the sample was published: the token readings
-        of the pages, the GPU holders (:meth:`holdings` is empty), the nodes' GPU ids, and the
+        of the pages, the GPU holders (:meth:`holdings` is empty, and so are the readings'
+        ``holders``), the nodes' GPU ids, and the
         UIDs and names of everything in the caches. Per inference pod that is most of a
         sample."""
         return attrs.evolve(
@@ -335,7 +336,12 @@ class Sample:
             nodes=MappingProxyType(
                 {
                     name: attrs.evolve(
-                        node, gpu_ids=(), holdings=NodeHoldings(node.holdings.node, (), ())
+                        node,
+                        gpu_ids=(),
+                        holdings=NodeHoldings(node.holdings.node, (), ()),
+                        readings=tuple(
+                            attrs.evolve(r, holders=()) if r.holders else r for r in node.readings
+                        ),
                     )
                     for name, node in self.nodes.items()
                 }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+import socket
 import threading
 import tracemalloc
 import weakref
@@ -394,3 +397,37 @@ def test_pages_read_as_they_arrive_are_not_held_until_the_cycle_ends(
         for server in servers:
             server.stop()
             loopback_pool.release(server.host)
+
+
+def _connections_to(port: int) -> int:
+    """Sockets of this process connected to ``port`` on loopback."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=int(name))
+        except OSError:
+            continue  # not a socket, or already gone
+        try:
+            with contextlib.suppress(OSError):
+                peer = sock.getpeername()
+                count += isinstance(peer, tuple) and peer[1] == port
+        finally:
+            sock.detach()
+    return count
+
+
+def test_idle_connections_are_closed_with_the_scraper(serve) -> None:  # type: ignore[no-untyped-def]
+    """Idle keep-alive connections are kept as bare descriptors between cycles: reused by the
+    next cycle, and closed when the scraper closes."""
+    server = serve()
+    scraper = Scraper()
+    try:
+        assert scraper.scrape([target(server)])[0].ok
+        assert scraper.idle_connections(server.host, server.port) == 1
+        assert _connections_to(server.port) == 1
+        assert scraper.scrape([target(server)])[0].reused_connection
+        assert _connections_to(server.port) == 1
+    finally:
+        scraper.close()
+    assert _connections_to(server.port) == 0
+    assert server.connections_accepted == 1
