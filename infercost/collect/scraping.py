@@ -285,12 +285,13 @@ class Scraper:
         self._jobs: queue.SimpleQueue[tuple[_Cycle, int, ScrapeTarget] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._cycles: set[_Cycle] = set()
-        # Idle keep-alive connections, kept between cycles as bare file descriptors: host →
-        # port · 2³² + descriptor, one int per connection (a tuple of them when a host has
-        # several). An idle HTTPConnection would also keep its last response and parsed headers
-        # (~2 KB); a socket object with the tuples around it took ~380 B per target, the int
-        # takes 32. The host string is the target's own (the cached pod's IP).
-        self._idle: dict[str, int | tuple[int, ...]] = {}
+        # Idle keep-alive connections, kept between cycles as bare file descriptors: one int
+        # per connection, port · 2³² + descriptor (a tuple of them for several), under the
+        # target's host string (the cached pod's IP: no new object), or under (host, port)
+        # for a further port of a host whose entry holds another port. An idle
+        # HTTPConnection would also keep its last response and parsed headers (~2 KB); a
+        # socket object with the tuples around it took ~380 B per target, the int takes 32.
+        self._idle: dict[str | tuple[str, int], int | tuple[int, ...]] = {}
         self._idle_finalizer = weakref.finalize(self, _close_idle, self._idle)
         self._lock = threading.Lock()
         self._watchdog = _Watchdog(clock)
@@ -388,7 +389,7 @@ class Scraper:
 
     def idle_connections(self, host: str, port: int) -> int:
         with self._lock:
-            return sum(1 for packed in _idle_of(self._idle.get(host)) if packed >> 32 == port)
+            return len(_idle_on(self._idle, host, port)[1])
 
     # -- one target -------------------------------------------------------------------------
 
@@ -441,12 +442,10 @@ class Scraper:
     def _acquire(self, target: ScrapeTarget) -> tuple[http.client.HTTPConnection, bool]:
         fd = -1
         with self._lock:
-            idle = _idle_of(self._idle.get(target.host))
-            for packed in idle:
-                if packed >> 32 == target.port:
-                    fd = packed & 0xFFFFFFFF
-                    _set_idle(self._idle, target.host, tuple(p for p in idle if p != packed))
-                    break
+            key, idle = _idle_on(self._idle, target.host, target.port)
+            if idle:
+                fd = idle[0] & 0xFFFFFFFF
+                _set_idle(self._idle, key, idle[1:])
         conn = self._new_connection(target)
         if fd < 0:
             return conn, False
@@ -464,9 +463,9 @@ class Scraper:
         if sock is None:
             return
         with self._lock:
-            idle = _idle_of(self._idle.get(target.host))
+            key, idle = _idle_on(self._idle, target.host, target.port)
             if len(idle) < MAX_IDLE_PER_HOST and not self._closed:
-                _set_idle(self._idle, target.host, (*idle, target.port << 32 | sock.detach()))
+                _set_idle(self._idle, key, (*idle, target.port << 32 | sock.detach()))
                 return
         sock.close()
 
@@ -636,14 +635,29 @@ def _idle_of(value: int | tuple[int, ...] | None) -> tuple[int, ...]:
     return (value,) if isinstance(value, int) else value
 
 
-def _set_idle(idle: dict[str, int | tuple[int, ...]], host: str, packed: tuple[int, ...]) -> None:
+_Idle = dict[str | tuple[str, int], int | tuple[int, ...]]
+
+
+def _idle_on(idle: _Idle, host: str, port: int) -> tuple[str | tuple[str, int], tuple[int, ...]]:
+    """Where the idle connections to ``host:port`` are kept, and they (packed)."""
+    on_host = _idle_of(idle.get(host))
+    if on_host and on_host[0] >> 32 == port:
+        return host, on_host
+    key = (host, port)
+    kept = _idle_of(idle.get(key))
+    if kept or on_host:
+        return key, kept
+    return host, ()
+
+
+def _set_idle(idle: _Idle, key: str | tuple[str, int], packed: tuple[int, ...]) -> None:
     if not packed:
-        idle.pop(host, None)
+        idle.pop(key, None)
     else:
-        idle[host] = packed[0] if len(packed) == 1 else packed
+        idle[key] = packed[0] if len(packed) == 1 else packed
 
 
-def _close_idle(idle: dict[str, int | tuple[int, ...]]) -> None:
+def _close_idle(idle: _Idle) -> None:
     """Close every idle connection (also when a scraper is dropped without :meth:`close`:
     bare descriptors have no socket object to close them)."""
     for value in list(idle.values()):

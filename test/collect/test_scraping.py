@@ -431,3 +431,20 @@ def test_idle_connections_are_closed_with_the_scraper(serve) -> None:  # type: i
         scraper.close()
     assert _connections_to(server.port) == 0
     assert server.connections_accepted == 1
+
+
+def test_keep_alive_is_per_port_when_servers_share_a_host(loopback_pool: LoopbackPool) -> None:
+    """Several servers on one address (different ports) each keep their connection."""
+    first = bind(loopback_pool, lambda ip: PageServer(ip, 0, lambda: PAGE))
+    servers = [first] + [PageServer(first.host, 0, lambda: PAGE).start() for _ in range(3)]
+    try:
+        with Scraper() as scraper:
+            for _ in range(3):
+                results = scraper.scrape([target(s, key=str(s.port)) for s in servers])
+                assert all(r.ok for r in results)
+            assert [scraper.idle_connections(s.host, s.port) for s in servers] == [1, 1, 1, 1]
+        assert [s.connections_accepted for s in servers] == [1, 1, 1, 1]
+    finally:
+        for server in servers:
+            server.stop()
+        loopback_pool.release(first.host)
