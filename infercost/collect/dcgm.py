@@ -14,7 +14,6 @@ which then name the exporter itself). Empty strings mean no pod holds the GPU.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -75,12 +74,32 @@ def _usable(value: float) -> float | None:
     return None if math.isnan(value) or math.isinf(value) or value < 0 else value
 
 
+_NAMES_MAX = 1 << 16
+_names: dict[str, str] = {}
+
+
+def _one(name: str) -> str:
+    """One copy of a name every cycle's pages repeat (GPU ids, holders' pods and namespaces,
+    models, hosts), so that what is kept between cycles holds the first cycle's strings. A
+    table of its own rather than ``sys.intern``: the interpreter's table of interned strings
+    never shrinks, is shared with every identifier, and each time it doubles it allocates the
+    whole of it again. Bounded: past :data:`_NAMES_MAX` names it starts over."""
+    kept = _names.get(name)
+    if kept is None:
+        if len(_names) >= _NAMES_MAX:
+            _names.clear()
+        kept = _names[name] = name
+    return kept
+
+
 def _key(sample: Sample) -> str:
+    """The GPU's id, interned: what keeps a GPU between cycles (the ledger's GPU state, the
+    power series) then holds the one string every cycle's page reads, not a copy per cycle."""
     uuid = sample.label("UUID") or sample.label("uuid")
     if uuid:
-        return uuid
+        return _one(uuid)
     host = sample.label("Hostname") or sample.label("hostname") or ""
-    return f"{host}/gpu{sample.label('gpu', '?')}"
+    return _one(f"{host}/gpu{sample.label('gpu', '?')}")
 
 
 def _holder(sample: Sample) -> tuple[bool, GpuHolder | None]:
@@ -95,8 +114,8 @@ def _holder(sample: Sample) -> tuple[bool, GpuHolder | None]:
         return True, None
     # interned: the sample kept between cycles names each holder once, not once per GPU row
     return True, GpuHolder(
-        sys.intern(namespace or ""),
-        sys.intern(pod),
+        _one(namespace or ""),
+        _one(pod),
         sample.label("GPU_I_ID") or None,
         sample.label("GPU_I_PROFILE") or None,
     )
@@ -174,9 +193,9 @@ def read_dcgm(body: bytes) -> DcgmPage:
                 model = sample.label("modelName")
                 host = sample.label("Hostname") or sample.label("hostname")
                 entry = rows[key] = _Row(
-                    gpu=sys.intern(sample.label("gpu", "") or ""),
-                    model=sys.intern(model) if model else None,
-                    host=sys.intern(host) if host else None,
+                    gpu=_one(sample.label("gpu", "") or ""),
+                    model=_one(model) if model else None,
+                    host=_one(host) if host else None,
                 )
             entry.add(metric, sample)
     gpus = [entry.reading(key) for key, entry in rows.items()]

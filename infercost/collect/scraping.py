@@ -31,10 +31,12 @@ import heapq
 import http.client
 import itertools
 import mmap
+import os
 import queue
 import socket
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Final
@@ -283,9 +285,14 @@ class Scraper:
         self._jobs: queue.SimpleQueue[tuple[_Cycle, int, ScrapeTarget] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._cycles: set[_Cycle] = set()
-        # Idle keep-alive sockets per (host, port). Only the socket is kept between cycles: an
-        # idle HTTPConnection would also keep its last response and parsed headers (~2 KB).
-        self._idle: dict[tuple[str, int], tuple[socket.socket, ...]] = {}
+        # Idle keep-alive connections, kept between cycles as bare file descriptors: one int
+        # per connection, port · 2³² + descriptor (a tuple of them for several), under the
+        # target's host string (the cached pod's IP: no new object), or under (host, port)
+        # for a further port of a host whose entry holds another port. An idle
+        # HTTPConnection would also keep its last response and parsed headers (~2 KB); a
+        # socket object with the tuples around it took ~380 B per target, the int takes 32.
+        self._idle: dict[str | tuple[str, int], int | tuple[int, ...]] = {}
+        self._idle_finalizer = weakref.finalize(self, _close_idle, self._idle)
         self._lock = threading.Lock()
         self._watchdog = _Watchdog(clock)
         self._cancelled = False
@@ -325,10 +332,7 @@ class Scraper:
             worker.join(self.timeout_seconds + 1.0)
         self._watchdog.close()
         with self._lock:
-            for socks in self._idle.values():
-                for sock in socks:
-                    sock.close()
-            self._idle.clear()
+            _close_idle(self._idle)
 
     def scrape(
         self, targets: Sequence[ScrapeTarget], readers: Mapping[str, Reader] | None = None
@@ -385,7 +389,7 @@ class Scraper:
 
     def idle_connections(self, host: str, port: int) -> int:
         with self._lock:
-            return len(self._idle.get((host, port), ()))
+            return len(_idle_on(self._idle, host, port)[1])
 
     # -- one target -------------------------------------------------------------------------
 
@@ -436,28 +440,32 @@ class Scraper:
         return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout_seconds)
 
     def _acquire(self, target: ScrapeTarget) -> tuple[http.client.HTTPConnection, bool]:
-        address = (target.host, target.port)
+        fd = -1
         with self._lock:
-            idle = self._idle.pop(address, ())
-            if len(idle) > 1:
-                self._idle[address] = idle[1:]
+            key, idle = _idle_on(self._idle, target.host, target.port)
+            if idle:
+                fd = idle[0] & 0xFFFFFFFF
+                _set_idle(self._idle, key, idle[1:])
         conn = self._new_connection(target)
-        if idle:
-            conn.sock = idle[0]
-            return conn, True
-        return conn, False
+        if fd < 0:
+            return conn, False
+        try:
+            conn.sock = socket.socket(fileno=fd)
+        except OSError:  # the descriptor no longer names a socket
+            os.close(fd)
+            return conn, False
+        return conn, True
 
     def _release(self, target: ScrapeTarget, conn: http.client.HTTPConnection) -> None:
-        """Keep the socket of a finished exchange for the next cycle (the connection object
-        and its response go)."""
+        """Keep the socket of a finished exchange for the next cycle, as its bare descriptor
+        (the connection object, its response and the socket object go)."""
         sock, conn.sock = conn.sock, None
         if sock is None:
             return
-        address = (target.host, target.port)
         with self._lock:
-            idle = self._idle.get(address, ())
+            key, idle = _idle_on(self._idle, target.host, target.port)
             if len(idle) < MAX_IDLE_PER_HOST and not self._closed:
-                self._idle[address] = (*idle, sock)
+                _set_idle(self._idle, key, (*idle, target.port << 32 | sock.detach()))
                 return
         sock.close()
 
@@ -619,3 +627,41 @@ def _too_large(target: ScrapeTarget, length: int | None, cap: int) -> ScrapeErro
     return ScrapeError(
         f"the body of {target.url} is larger than {cap} bytes{told}", reason=errors.TOO_LARGE
     )
+
+
+def _idle_of(value: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, int) else value
+
+
+_Idle = dict[str | tuple[str, int], int | tuple[int, ...]]
+
+
+def _idle_on(idle: _Idle, host: str, port: int) -> tuple[str | tuple[str, int], tuple[int, ...]]:
+    """Where the idle connections to ``host:port`` are kept, and they (packed)."""
+    on_host = _idle_of(idle.get(host))
+    if on_host and on_host[0] >> 32 == port:
+        return host, on_host
+    key = (host, port)
+    kept = _idle_of(idle.get(key))
+    if kept or on_host:
+        return key, kept
+    return host, ()
+
+
+def _set_idle(idle: _Idle, key: str | tuple[str, int], packed: tuple[int, ...]) -> None:
+    if not packed:
+        idle.pop(key, None)
+    else:
+        idle[key] = packed[0] if len(packed) == 1 else packed
+
+
+def _close_idle(idle: _Idle) -> None:
+    """Close every idle connection (also when a scraper is dropped without :meth:`close`:
+    bare descriptors have no socket object to close them)."""
+    for value in list(idle.values()):
+        for packed in _idle_of(value):
+            with contextlib.suppress(OSError):
+                os.close(packed & 0xFFFFFFFF)
+    idle.clear()

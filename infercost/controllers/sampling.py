@@ -212,9 +212,14 @@ class NodeSample:
     """Who holds which share of each GPU of the node (DCGM pod mapping, else ``nvidia.com/gpu``
     limits): pod namespace/name/uid, GPU id → fraction, and whether the pod is an inference
     target. Pending pods bound to the node hold GPUs; they are never inference targets."""
+    kept_power: tuple[GpuPower, ...] | None = None
+    """:meth:`power` of the sample as :meth:`Sample.kept` keeps it, which keeps no
+    :attr:`readings`; ``None`` in a published sample."""
 
     def power(self) -> tuple[GpuPower, ...]:
         """The GPUs with a usable power reading, for the power resolution."""
+        if self.kept_power is not None:
+            return self.kept_power
         return tuple(p for g in self.readings if (p := g.power()) is not None)
 
 
@@ -327,15 +332,20 @@ class Sample:
         figures are computed from (profiles, membership, per node its GPUs, exporter status
         and GPU readings, per pod its target, state and error, the problems), without what
         only the ledger reads, which it took when the sample was published: the token readings
-        of the pages, the GPU holders (:meth:`holdings` is empty), the nodes' GPU ids, and the
-        UIDs and names of everything in the caches. Per inference pod that is most of a
+        of the pages, the GPU holders (:meth:`holdings` is empty), the GPU readings but for
+        their power (:meth:`NodeSample.power`), the nodes' GPU ids, and the UIDs and names of
+        everything in the caches. Per inference pod that is most of a
         sample."""
         return attrs.evolve(
             self,
             nodes=MappingProxyType(
                 {
                     name: attrs.evolve(
-                        node, gpu_ids=(), holdings=NodeHoldings(node.holdings.node, (), ())
+                        node,
+                        gpu_ids=(),
+                        holdings=NodeHoldings(node.holdings.node, (), ()),
+                        readings=(),
+                        kept_power=node.power(),
                     )
                     for name, node in self.nodes.items()
                 }

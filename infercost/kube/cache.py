@@ -62,7 +62,7 @@ class Store:
         self._lock = threading.RLock()
         self._items: dict[str, Any] = {}
         self._indexers: dict[str, IndexFunc] = dict(indexers or {})
-        self._indices: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
+        self._indices: dict[str, dict[str, dict[str, None]]] = {name: {} for name in self._indexers}
 
     def add_indexers(self, indexers: Mapping[str, IndexFunc]) -> None:
         """Add indexes (existing objects are indexed at once); a name can be added only once."""
@@ -80,7 +80,11 @@ class Store:
     def _index_one(self, name: str, key: str, obj: Any) -> None:
         index = self._indices[name]
         for value in self._indexers[name](obj):
-            index.setdefault(value, set()).add(key)
+            keys = index.get(value)
+            if keys is None:
+                index[value] = {key: None}
+            else:
+                keys[key] = None
 
     def _unindex(self, key: str, obj: Any) -> None:
         for name, func in self._indexers.items():
@@ -88,7 +92,7 @@ class Store:
             for value in func(obj):
                 keys = index.get(value)
                 if keys is not None:
-                    keys.discard(key)
+                    keys.pop(key, None)
                     if not keys:
                         del index[value]
 

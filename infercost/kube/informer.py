@@ -141,6 +141,7 @@ class Informer:
         field_selector: str = "",
         transform: Transform | None = None,
         indexers: Mapping[str, IndexFunc] | None = None,
+        index_namespaces: bool = True,
         clock: Clock | None = None,
         metrics: HealthMetrics | None = None,
         page_size: int = 500,
@@ -158,7 +159,10 @@ class Informer:
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.transform = transform
-        self.store = Store({NAMESPACE_INDEX: index_by_namespace, **(indexers or {})})
+        defaults: dict[str, IndexFunc] = (
+            {NAMESPACE_INDEX: index_by_namespace} if index_namespaces else {}
+        )
+        self.store = Store({**defaults, **(indexers or {})})
         self._clock = clock or RealClock()
         self._metrics = metrics
         self.page_size = page_size
@@ -185,7 +189,9 @@ class Informer:
 
     @property
     def resource_version(self) -> str:
-        """The last resourceVersion seen (list, event or bookmark)."""
+        """The last resourceVersion seen (list, event or bookmark): client-go's
+        ``LastSyncResourceVersion``. Cached objects keep none of their own; this tells how far
+        the cache has caught up."""
         return self._resource_version
 
     def add_handler(self, handler: EventHandler) -> None:
@@ -340,7 +346,7 @@ class Informer:
                 old = self.store.put(key, obj)
                 if old is None:
                     self._dispatch_add(obj)
-                elif _rv(old) != _rv(obj):
+                elif _changed(old, obj):
                     self._dispatch_update(old, obj)
             self._resource_version = list_rv
             first = not self._synced.is_set()
@@ -406,7 +412,7 @@ class Informer:
                 old = self.store.put(key, new)
                 if old is None:
                     self._dispatch_add(new)
-                elif _rv(old) != _rv(new):
+                elif _changed(old, new):
                     self._dispatch_update(old, new)
             elif kind == "DELETED":
                 old = self.store.delete(key)
@@ -443,10 +449,17 @@ class Informer:
                 self._call(h.on_delete, obj)
 
 
-def _rv(obj: Any) -> str:
-    if isinstance(obj, Mapping):
-        return str((obj.get("metadata") or {}).get("resourceVersion") or "")
-    return str(getattr(obj, "resource_version", "") or "")
+def _changed(old: Any, new: Any) -> bool:
+    """Whether an update is worth telling the handlers: a raw object changed when its
+    resourceVersion did; a compact one (which keeps no resourceVersion) when anything it keeps
+    did, so that a change of only what the transform strips is no update."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return _rv(old) != _rv(new)
+    return bool(old != new)
+
+
+def _rv(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 class InformerFactory:
@@ -477,10 +490,12 @@ class InformerFactory:
         field_selector: str = "",
         transform: Transform | None = None,
         indexers: Mapping[str, IndexFunc] | None = None,
+        index_namespaces: bool = True,
     ) -> Informer:
         """The shared informer for these parameters, created on first use (and started at once
         when the factory is already running). Indexers are merged; asking for a different
-        transform of the same informer is an error."""
+        transform of the same informer is an error. ``index_namespaces`` (the default index
+        by namespace) counts only where the informer is created."""
         key = (resource, namespace or "", label_selector, field_selector)
         with self._lock:
             inf = self._informers.get(key)
@@ -493,6 +508,7 @@ class InformerFactory:
                     field_selector=field_selector,
                     transform=transform,
                     indexers=indexers,
+                    index_namespaces=index_namespaces,
                     clock=self.clock,
                     metrics=self.metrics,
                     **self._options,
@@ -508,8 +524,15 @@ class InformerFactory:
         return inf
 
     def pods(self) -> Informer:
-        """Pods, stripped to :class:`~infercost.kube.transforms.PodInfo`, indexed by node."""
-        return self.informer(PODS, transform=transform_pod, indexers={NODE_INDEX: index_pod_node})
+        """Pods, stripped to :class:`~infercost.kube.transforms.PodInfo`, indexed by node (not
+        by namespace: pods are the objects counted in thousands, and no one looks them up by
+        namespace)."""
+        return self.informer(
+            PODS,
+            transform=transform_pod,
+            indexers={NODE_INDEX: index_pod_node},
+            index_namespaces=False,
+        )
 
     def nodes(self) -> Informer:
         """Nodes, stripped to :class:`~infercost.kube.transforms.NodeInfo`."""

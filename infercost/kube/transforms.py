@@ -11,7 +11,7 @@ measured in a test).
 What is kept, and why:
 
 - metadata: name, namespace, uid (a pod recreated under the same name is a new pod),
-  resourceVersion, creationTimestamp, deletionTimestamp, labels (all: DCGM exporter and
+  creationTimestamp, deletionTimestamp, labels (all: DCGM exporter and
   nodeSelector matching use arbitrary keys), ownerReferences kind/name/controller (model name
   from the workload), and only the annotations under :data:`KEPT_ANNOTATION_PREFIXES` plus
   :data:`KEPT_ANNOTATIONS` (discovery and port/path/model hints, SPEC §3);
@@ -20,9 +20,14 @@ What is kept, and why:
   ``metrics``/``gpu-metrics``; the port tells which container serves the metrics);
 - status: podIP, phase, startTime, Ready condition, per-container restartCount (a restart
   resets the server's counters);
-- Node: name, uid, resourceVersion, labels, ``nvidia.com/gpu`` capacity (``None`` when the
+- Node: name, uid, labels, ``nvidia.com/gpu`` capacity (``None`` when the
   node does not advertise the resource), ``nodeInfo.bootID`` (a changed boot ID means DCGM
   energy counters restarted), creationTimestamp.
+
+Not kept: resourceVersion. Nothing reads it per object: the informer tells a changed object
+by comparing the compact forms (an update that changes nothing the operator reads is no
+update), and a cache's progress is the informer's last seen resourceVersion, as client-go's
+``LastSyncResourceVersion``.
 
 Times are kept as epoch seconds (float), not strings. :mod:`infercost.collect`'s discovery
 reads :class:`PodInfo` as it is, through its ``PodFacts`` protocol. ``nvidia.com/gpu``
@@ -32,10 +37,9 @@ quantities are parsed here and only here (:func:`parse_quantity_int`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -45,6 +49,7 @@ __all__ = [
     "KEPT_ANNOTATIONS",
     "KEPT_ANNOTATION_PREFIXES",
     "ContainerInfo",
+    "FrozenMap",
     "NodeInfo",
     "OwnerRef",
     "PodInfo",
@@ -52,7 +57,6 @@ __all__ = [
     "object_labels",
     "object_name",
     "object_namespace",
-    "object_resource_version",
     "parse_quantity_int",
     "parse_time",
     "transform_node",
@@ -77,23 +81,45 @@ T = TypeVar("T")
 _SHARED_MAX = 8192
 
 
+class FrozenMap(dict[str, str]):
+    """A dict that cannot change and so can be hashed: the label sets and annotations of the
+    cached objects, shared between the objects that have equal ones (see :class:`_Shared`)."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def _frozen(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a cached label set or annotation map cannot be changed")
+
+    __setitem__ = __delitem__ = _frozen
+    clear = pop = popitem = setdefault = update = __ior__ = _frozen
+
+
 class _Shared:
     """One copy of each equal value the cache holds many of: the label set, annotations,
     containers and owners of a workload's replicas are equal, so the cached pods of a
-    Deployment share them. Callers never mutate what they get. Bounded: past
-    :data:`_SHARED_MAX` distinct values the table starts over (objects already cached keep
-    their copies); a value no pod holds any more stays only until then."""
+    Deployment share them. The table maps each value to itself, so that it holds nothing but
+    the shared values. Callers never mutate what they get (label sets and annotations are
+    :class:`FrozenMap`). Bounded: past :data:`_SHARED_MAX` distinct values the table starts
+    over (objects already cached keep their copies); a value no pod holds any more stays only
+    until then."""
 
     def __init__(self) -> None:
         self._table: dict[Any, Any] = {}
 
-    def get(self, key: Any, make: Callable[[], T]) -> T:
-        value = self._table.get(key)
-        if value is None:
+    def one(self, value: T) -> T:
+        """The shared value equal to ``value`` (``value`` itself the first time)."""
+        shared = self._table.get(value)
+        if shared is None:
             if len(self._table) >= _SHARED_MAX:
                 self._table.clear()
-            value = self._table[key] = make()
-        return value
+            shared = self._table[value] = value
+        return cast(T, shared)
 
 
 _shared = _Shared()
@@ -163,7 +189,6 @@ class PodInfo:
     name: str
     namespace: str
     uid: str
-    resource_version: str
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     owner_references: tuple[OwnerRef, ...]
@@ -196,7 +221,6 @@ class NodeInfo:
 
     name: str
     uid: str
-    resource_version: str
     labels: Mapping[str, str]
     gpu_capacity: int | None
     boot_id: str
@@ -223,14 +247,13 @@ class NodeInfo:
         return (self.gpu_capacity or 0) / self.gpu_replicas
 
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
+_EMPTY: Mapping[str, str] = FrozenMap()
 
 
 def _labels(raw: Any) -> Mapping[str, str]:
     if not isinstance(raw, Mapping) or not raw:
         return _EMPTY
-    items = tuple((_s(k), _s(v)) for k, v in raw.items())
-    return _shared.get(("labels", items), lambda: dict(items))
+    return _shared.one(FrozenMap((_s(k), _s(v)) for k, v in raw.items()))
 
 
 def _annotations(raw: Any) -> Mapping[str, str]:
@@ -243,8 +266,7 @@ def _annotations(raw: Any) -> Mapping[str, str]:
             kept.append((_s(k), _s(v) if len(str(v)) <= 253 else str(v)))
     if not kept:
         return _EMPTY
-    items = tuple(kept)
-    return _shared.get(("annotations", items), lambda: dict(items))
+    return _shared.one(FrozenMap(kept))
 
 
 def transform_pod(obj: Mapping[str, Any]) -> PodInfo:
@@ -286,19 +308,18 @@ def transform_pod(obj: Mapping[str, Any]) -> PodInfo:
         for o in meta.get("ownerReferences") or ()
         if isinstance(o, Mapping)
     )
-    owners = _shared.get(owners, lambda: owners)
+    owners = _shared.one(owners)
     return PodInfo(
         name=str(meta.get("name") or ""),
         namespace=_s(meta.get("namespace")),
         uid=str(meta.get("uid") or ""),
-        resource_version=str(meta.get("resourceVersion") or ""),
         labels=_labels(meta.get("labels")),
         annotations=_annotations(meta.get("annotations")),
         owner_references=owners,
         creation_timestamp=parse_time(meta.get("creationTimestamp")),
         deletion_timestamp=parse_time(meta.get("deletionTimestamp")),
         node_name=_s(spec.get("nodeName")),
-        containers=_shared.get(kept := tuple(containers), lambda: kept),
+        containers=_shared.one(tuple(containers)),
         pod_ip=str(status.get("podIP") or ""),
         phase=_s(status.get("phase")),
         start_time=parse_time(status.get("startTime")),
@@ -315,7 +336,6 @@ def transform_node(obj: Mapping[str, Any]) -> NodeInfo:
     return NodeInfo(
         name=_s(meta.get("name")),
         uid=str(meta.get("uid") or ""),
-        resource_version=str(meta.get("resourceVersion") or ""),
         labels=_labels(meta.get("labels")),
         gpu_capacity=(
             parse_quantity_int(capacity[GPU_RESOURCE]) if GPU_RESOURCE in capacity else None
@@ -338,12 +358,6 @@ def object_name(obj: Any) -> str:
     if isinstance(obj, Mapping):
         return str((obj.get("metadata") or {}).get("name") or "")
     return str(getattr(obj, "name", "") or "")
-
-
-def object_resource_version(obj: Any) -> str:
-    if isinstance(obj, Mapping):
-        return str((obj.get("metadata") or {}).get("resourceVersion") or "")
-    return str(getattr(obj, "resource_version", "") or "")
 
 
 def object_labels(obj: Any) -> Mapping[str, str]:

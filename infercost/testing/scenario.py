@@ -48,7 +48,7 @@ from infercost.kube.rest import (
     RestClient,
 )
 from infercost.kube.status import StatusWriter
-from infercost.kube.transforms import GPU_REPLICAS_LABEL, object_resource_version
+from infercost.kube.transforms import GPU_REPLICAS_LABEL
 from infercost.outputs.metrics import CostProfileCollector
 from infercost.testing.kubesim import KubeSim
 from infercost.testing.simservers.objects import make_dcgm_exporter_pod, make_node, make_pod
@@ -285,17 +285,27 @@ class Scenario:
         self._caches = informers.informers()
 
     def _settle(self, resource: Resource, obj: Mapping[str, Any] | None, key: str) -> None:
+        """Wait until the caches of ``resource`` reflect a write: the object is gone (``obj``
+        None), or it is cached and the informer has seen the write's resourceVersion (cached
+        pods keep none of their own). Resource versions are compared as numbers, as the
+        emulator and etcd make them."""
         caches = [i for i in self._caches if i.resource == resource]
         if not caches:
             return
         rv = "" if obj is None else str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        written = int(rv) if rv.isdigit() else None
 
         def current() -> bool:
             for inf in caches:
                 cached = inf.store.get(key)
-                if obj is None and cached is not None:
-                    return False
-                if obj is not None and (cached is None or object_resource_version(cached) != rv):
+                if obj is None:
+                    if cached is not None:
+                        return False
+                    continue
+                seen = inf.resource_version
+                if cached is None or (
+                    written is not None and not (seen.isdigit() and int(seen) >= written)
+                ):
                     return False
             return True
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+import socket
 import threading
 import tracemalloc
 import weakref
@@ -394,3 +397,54 @@ def test_pages_read_as_they_arrive_are_not_held_until_the_cycle_ends(
         for server in servers:
             server.stop()
             loopback_pool.release(server.host)
+
+
+def _connections_to(port: int) -> int:
+    """Sockets of this process connected to ``port`` on loopback."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=int(name))
+        except OSError:
+            continue  # not a socket, or already gone
+        try:
+            with contextlib.suppress(OSError):
+                peer = sock.getpeername()
+                count += isinstance(peer, tuple) and peer[1] == port
+        finally:
+            sock.detach()
+    return count
+
+
+def test_idle_connections_are_closed_with_the_scraper(serve) -> None:  # type: ignore[no-untyped-def]
+    """Idle keep-alive connections are kept as bare descriptors between cycles: reused by the
+    next cycle, and closed when the scraper closes."""
+    server = serve()
+    scraper = Scraper()
+    try:
+        assert scraper.scrape([target(server)])[0].ok
+        assert scraper.idle_connections(server.host, server.port) == 1
+        assert _connections_to(server.port) == 1
+        assert scraper.scrape([target(server)])[0].reused_connection
+        assert _connections_to(server.port) == 1
+    finally:
+        scraper.close()
+    assert _connections_to(server.port) == 0
+    assert server.connections_accepted == 1
+
+
+def test_keep_alive_is_per_port_when_servers_share_a_host(loopback_pool: LoopbackPool) -> None:
+    """Several servers on one address (different ports) each keep their connection."""
+    first = bind(loopback_pool, lambda ip: PageServer(ip, 0, lambda: PAGE))
+    servers = [first] + [PageServer(first.host, 0, lambda: PAGE).start() for _ in range(3)]
+    try:
+        with Scraper() as scraper:
+            for _ in range(3):
+                results = scraper.scrape([target(s, key=str(s.port)) for s in servers])
+                assert all(r.ok for r in results)
+            assert [scraper.idle_connections(s.host, s.port) for s in servers] == [1, 1, 1, 1]
+        assert [s.connections_accepted for s in servers] == [1, 1, 1, 1]
+    finally:
+        for server in servers:
+            server.stop()
+        loopback_pool.release(first.host)

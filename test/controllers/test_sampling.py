@@ -84,6 +84,9 @@ def test_a_sample_holds_what_the_ledger_books(
     assert slim.exporter_statuses() == whole.exporter_statuses()
     assert slim.node_gpus() == whole.node_gpus() and slim.membership == whole.membership
     assert sample.holdings() and not kept.holdings(), "the ledger took the holders"
+    assert any(r.holders for r in sample.nodes["gpu-1"].readings)
+    assert kept.nodes["gpu-1"].readings == (), "of the GPU readings, the power is kept"
+    assert [p.watts for p in kept.nodes["gpu-1"].power()] == [410.0, 90.0]
     assert sample.time == datetime(2026, 11, 27, 23, 59, 30, tzinfo=UTC)
     assert sample.monotonic == fake_clock.monotonic()
     assert sample.completed == sample.time

@@ -64,13 +64,14 @@ def fast_informer(rest: RestClient, metrics: HealthMetrics | None = None, **kw: 
     )
 
 
-def server_state(rest: RestClient, namespace: str = NS) -> dict[str, str]:
+def server_state(rest: RestClient, namespace: str = NS) -> dict[str, PodInfo]:
+    """What the cache should hold: every pod on the server, in its cached form."""
     items = rest.list(PODS, namespace)["items"]
-    return {f"{namespace}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in items}
+    return {f"{namespace}/{i['metadata']['name']}": transform_pod(i) for i in items}
 
 
-def cache_state(inf: Informer) -> dict[str, str]:
-    return {key: obj.resource_version for key, obj in inf.store.items()}
+def cache_state(inf: Informer) -> dict[str, PodInfo]:
+    return dict(inf.store.items())
 
 
 def restarts(metrics: HealthMetrics) -> float:
@@ -120,6 +121,23 @@ def test_initial_sync_and_add_update_delete(kube: KubeEnv, started) -> None:
     eventually(lambda: rec.kinds("b") == ["add", "delete"], what="delete event")
     assert "default/b" not in inf.store
     assert inf.store.by_index(NODE_INDEX, "node-2") == []
+
+
+def test_a_change_of_only_what_the_cache_strips_is_no_update(kube: KubeEnv, started) -> None:
+    """Handlers hear of changes to what the operator reads; an annotation it does not keep
+    (or a new resourceVersion alone) wakes no controller."""
+    kube.rest.create(PODS, pod("a", app="vllm"), NS)
+    rec = Recorder()
+    inf = started(fast_informer(kube.rest))
+    inf.add_handler(rec.handler())
+    stripped = {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}
+    kube.rest.merge_patch(PODS, "a", stripped, NS)
+    kube.rest.merge_patch(PODS, "a", {"metadata": {"labels": {"app": "sglang"}}}, NS)
+    # events arrive in order: once the label change is seen, the annotation change was too
+    eventually(lambda: rec.kinds("a")[-1:] == ["update"], what="the label change")
+    assert rec.kinds("a") == ["add", "update"]
+    _, old, new = rec.events[-1]
+    assert (old.labels["app"], new.labels["app"]) == ("vllm", "sglang")
 
 
 def test_late_handler_gets_cached_objects_replayed(kube: KubeEnv, started) -> None:
@@ -318,13 +336,13 @@ def converges_with_every_change_reconciled(sim: KubeSim, ops) -> None:
         transform=transform_pod,
         backoff=Backoff(initial=0.01, cap=0.05),
     )
-    seen: dict[str, str | None] = {}
+    seen: dict[str, PodInfo | None] = {}
     seen_lock = threading.Lock()
 
     def reconcile(key: str) -> None:
         obj = inf.store.get(key)
         with seen_lock:
-            seen[key] = obj.resource_version if obj is not None else None
+            seen[key] = obj
 
     ctl = Controller("prop", reconcile, primary=inf, workers=2)
     inf.start()
