@@ -362,7 +362,24 @@ class Scraper:
                 self._cycles.discard(cycle)
         if cycle.cancelled:
             raise ScrapeCancelledError(f"{cycle.abandoned} of {len(targets)} scrapes abandoned")
+        self._close_idle_except({(t.host, t.port) for t in targets})
         return cycle.take()
+
+    def _close_idle_except(self, wanted: set[tuple[str, int]]) -> None:
+        """Close the idle connections to every server a cycle no longer scrapes (a deleted pod,
+        a pod with a new address): without this, every pod that ever went away would keep a
+        descriptor open for as long as the operator runs."""
+        with self._lock:
+            for key, value in list(self._idle.items()):
+                host = key if isinstance(key, str) else key[0]
+                kept = tuple(p for p in _idle_of(value) if (host, p >> 32) in wanted)
+                if len(kept) == len(_idle_of(value)):
+                    continue
+                for packed in _idle_of(value):
+                    if packed not in kept:
+                        with contextlib.suppress(OSError):
+                            os.close(packed & 0xFFFFFFFF)
+                _set_idle(self._idle, key, kept)
 
     def _start_worker(self) -> None:
         worker = threading.Thread(

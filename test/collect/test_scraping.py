@@ -399,8 +399,8 @@ def test_pages_read_as_they_arrive_are_not_held_until_the_cycle_ends(
             loopback_pool.release(server.host)
 
 
-def _connections_to(port: int) -> int:
-    """Sockets of this process connected to ``port`` on loopback."""
+def _connections_to(port: int, host: str | None = None) -> int:
+    """Sockets of this process connected to ``port`` on loopback (on ``host``, if given)."""
     count = 0
     for name in os.listdir("/proc/self/fd"):
         try:
@@ -410,7 +410,7 @@ def _connections_to(port: int) -> int:
         try:
             with contextlib.suppress(OSError):
                 peer = sock.getpeername()
-                count += isinstance(peer, tuple) and peer[1] == port
+                count += isinstance(peer, tuple) and peer[1] == port and host in (None, peer[0])
         finally:
             sock.detach()
     return count
@@ -431,6 +431,23 @@ def test_idle_connections_are_closed_with_the_scraper(serve) -> None:  # type: i
         scraper.close()
     assert _connections_to(server.port) == 0
     assert server.connections_accepted == 1
+
+
+def test_idle_connections_to_servers_no_longer_scraped_are_closed(serve) -> None:  # type: ignore[no-untyped-def]
+    """A pod that went away (or moved to a new address) leaves no descriptor open: the next
+    cycle closes the idle connections to every server it did not scrape."""
+    gone, staying = serve(), serve()
+    with Scraper() as scraper:
+        both = [target(gone, key="gone"), target(staying, key="staying")]
+        assert all(r.ok for r in scraper.scrape(both))
+        assert _connections_to(gone.port, gone.host) == 1
+        assert _connections_to(staying.port, staying.host) == 1
+        assert scraper.scrape([target(staying, key="staying")])[0].reused_connection
+        assert scraper.idle_connections(gone.host, gone.port) == 0
+        assert _connections_to(gone.port, gone.host) == 0
+        assert scraper.idle_connections(staying.host, staying.port) == 1
+        assert _connections_to(staying.port, staying.host) == 1
+    assert staying.connections_accepted == 1
 
 
 def test_keep_alive_is_per_port_when_servers_share_a_host(loopback_pool: LoopbackPool) -> None:
