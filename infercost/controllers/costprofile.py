@@ -41,7 +41,7 @@ from infercost.api import (
     ValidationError,
     parse_costprofile,
 )
-from infercost.collect.scraping import FAILED, STARTING
+from infercost.collect.scraping import FAILED
 from infercost.controllers.membership import namespace_allowed
 from infercost.controllers.sampling import (
     ProfileSample,
@@ -138,8 +138,8 @@ def metrics_scraped(profile: ProfileSample) -> tuple[str, str, str]:
         (str(s.target.pod), str(s.error)) for s in profile.pods if s.state == FAILED
     ]
     failing += [(str(p.pod), str(p)) for p in profile.pod_problems]
-    starting = sum(1 for s in profile.pods if s.state == STARTING)
-    total = len(profile.pods) + len(profile.pod_problems)
+    starting = profile.counts.starting
+    total = profile.counts.pods + len(profile.pod_problems)
     note = f" ({starting} starting)" if starting else ""
     if failing:
         first = sorted(failing)[0][1]
@@ -196,7 +196,7 @@ def compute_figures(spec: CostProfileSpec, profile: ProfileSample) -> Figures:
     return Figures(
         cost=cost,
         owned=tuple(profile.membership.owned),
-        inference_pods=len(profile.pods) + len(profile.pod_problems),
+        inference_pods=profile.counts.pods + len(profile.pod_problems),
         gpu_count=spec.hardware.gpu_count,
     )
 
