@@ -63,7 +63,7 @@ from infercost.kube.conditions import find_condition, format_time, set_condition
 from infercost.kube.controller import DONE, RETRY, Controller, RequeueAfter, Result
 from infercost.kube.events import EventRecorder, ObjectRef
 from infercost.kube.status import StatusWriter, WriteOutcome
-from infercost.outputs.metrics import CostProfileCollector, CostProfileSeries, GpuPowerSeries
+from infercost.outputs.metrics import CostProfileCollector, CostProfileSeries, NodePowerSeries
 
 __all__ = [
     "DCGM_REACHABLE",
@@ -253,9 +253,8 @@ def _series(
         electricity_per_hour_usd=cost.electricity_cost_per_hour,
         power_watts=cost.current_power_draw_watts,
         power_source=figures.power_source.value,
-        gpus=tuple(
-            GpuPowerSeries(node=node, gpu=g.gpu, uuid=g.uuid, watts=g.watts)
-            for node, g in cost.power.measured
+        nodes=tuple(
+            NodePowerSeries(node=n.node, gpus=n.measured) for n in cost.power.nodes if n.measured
         ),
     )
 
