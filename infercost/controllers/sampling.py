@@ -360,7 +360,7 @@ class Sample:
         GPU readings but for their power (:meth:`NodeSample.power`), the nodes' GPU ids, and
         the UIDs and names of everything in the caches. Per inference pod that is most of a
         sample."""
-        by_node: dict[str, list[PodScrape]] = {}
+        by_node: dict[str | None, list[PodScrape]] = {}
         for pod in self.pods:
             by_node.setdefault(pod.target.node, []).append(pod)
         counts = {
