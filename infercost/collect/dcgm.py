@@ -79,8 +79,8 @@ _names: dict[str, str] = {}
 
 
 def _one(name: str) -> str:
-    """One copy of a name every cycle's pages repeat (GPU ids, holders' pods and namespaces,
-    models, hosts), so that what is kept between cycles holds the first cycle's strings. A
+    """One copy of a name every cycle's pages repeat and that is kept between cycles (GPU ids
+    and indexes, GPU models), so that what is kept holds the first cycle's strings. A
     table of its own rather than ``sys.intern``: the interpreter's table of interned strings
     never shrinks, is shared with every identifier, and each time it doubles it allocates the
     whole of it again. Bounded: past :data:`_NAMES_MAX` names it starts over."""
@@ -112,10 +112,11 @@ def _holder(sample: Sample) -> tuple[bool, GpuHolder | None]:
         return False, None
     if not pod:
         return True, None
-    # interned: the sample kept between cycles names each holder once, not once per GPU row
+    # not in the table of shared names: nothing keeps a holder past the cycle that read it
+    # (the ledger keeps the cached pod it names), so a table entry would be its only keeper
     return True, GpuHolder(
-        _one(namespace or ""),
-        _one(pod),
+        namespace or "",
+        pod,
         sample.label("GPU_I_ID") or None,
         sample.label("GPU_I_PROFILE") or None,
     )
@@ -195,7 +196,7 @@ def read_dcgm(body: bytes) -> DcgmPage:
                 entry = rows[key] = _Row(
                     gpu=_one(sample.label("gpu", "") or ""),
                     model=_one(model) if model else None,
-                    host=_one(host) if host else None,
+                    host=host or None,
                 )
             entry.add(metric, sample)
     gpus = [entry.reading(key) for key, entry in rows.items()]

@@ -41,7 +41,7 @@ from infercost.api import (
     ValidationError,
     parse_costprofile,
 )
-from infercost.collect.scraping import FAILED, STARTING
+from infercost.collect.scraping import FAILED
 from infercost.controllers.membership import namespace_allowed
 from infercost.controllers.sampling import (
     ProfileSample,
@@ -63,7 +63,7 @@ from infercost.kube.conditions import find_condition, format_time, set_condition
 from infercost.kube.controller import DONE, RETRY, Controller, RequeueAfter, Result
 from infercost.kube.events import EventRecorder, ObjectRef
 from infercost.kube.status import StatusWriter, WriteOutcome
-from infercost.outputs.metrics import CostProfileCollector, CostProfileSeries, GpuPowerSeries
+from infercost.outputs.metrics import CostProfileCollector, CostProfileSeries, NodePowerSeries
 
 __all__ = [
     "DCGM_REACHABLE",
@@ -138,8 +138,8 @@ def metrics_scraped(profile: ProfileSample) -> tuple[str, str, str]:
         (str(s.target.pod), str(s.error)) for s in profile.pods if s.state == FAILED
     ]
     failing += [(str(p.pod), str(p)) for p in profile.pod_problems]
-    starting = sum(1 for s in profile.pods if s.state == STARTING)
-    total = len(profile.pods) + len(profile.pod_problems)
+    starting = profile.counts.starting
+    total = profile.counts.pods + len(profile.pod_problems)
     note = f" ({starting} starting)" if starting else ""
     if failing:
         first = sorted(failing)[0][1]
@@ -196,7 +196,7 @@ def compute_figures(spec: CostProfileSpec, profile: ProfileSample) -> Figures:
     return Figures(
         cost=cost,
         owned=tuple(profile.membership.owned),
-        inference_pods=len(profile.pods) + len(profile.pod_problems),
+        inference_pods=profile.counts.pods + len(profile.pod_problems),
         gpu_count=spec.hardware.gpu_count,
     )
 
@@ -253,9 +253,8 @@ def _series(
         electricity_per_hour_usd=cost.electricity_cost_per_hour,
         power_watts=cost.current_power_draw_watts,
         power_source=figures.power_source.value,
-        gpus=tuple(
-            GpuPowerSeries(node=node, gpu=g.gpu, uuid=g.uuid, watts=g.watts)
-            for node, g in cost.power.measured
+        nodes=tuple(
+            NodePowerSeries(node=n.node, gpus=n.measured) for n in cost.power.nodes if n.measured
         ),
     )
 

@@ -109,23 +109,24 @@ class Membership:
 
 def resolve_membership(claims: Iterable[ProfileClaim], nodes: Iterable[NodeFacts]) -> Membership:
     """Assign every node to the oldest profile whose selector matches it."""
-    ordered = sorted(claims, key=ProfileClaim.seniority)
+    # each profile's key made once: every node it owns and matches names it by that string
+    ordered = [(c.key, c) for c in sorted(claims, key=ProfileClaim.seniority)]
     node_list = sorted(nodes, key=lambda n: n.name)
     owners: dict[str, str] = {}
-    matched: dict[str, list[str]] = {c.key: [] for c in ordered}
+    matched: dict[str, list[str]] = {key: [] for key, _ in ordered}
     for node in node_list:
-        for claim in ordered:
+        for key, claim in ordered:
             if selector_matches(claim.node_selector, node.labels):
-                matched[claim.key].append(node.name)
-                owners.setdefault(node.name, claim.key)
+                matched[key].append(node.name)
+                owners.setdefault(node.name, key)
     profiles = {}
-    for claim in ordered:
-        names = matched[claim.key]
-        profiles[claim.key] = ProfileMembership(
-            key=claim.key,
+    for key, claim in ordered:
+        names = matched[key]
+        profiles[key] = ProfileMembership(
+            key=key,
             node_selector=dict(claim.node_selector),
             matched=tuple(names),
-            owned=tuple(n for n in names if owners[n] == claim.key),
-            lost={n: owners[n] for n in names if owners[n] != claim.key},
+            owned=tuple(n for n in names if owners[n] == key),
+            lost={n: owners[n] for n in names if owners[n] != key},
         )
     return Membership(owners, profiles)

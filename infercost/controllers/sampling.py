@@ -76,6 +76,7 @@ from infercost.collect.power import dcgm_reader, gather_dcgm
 from infercost.collect.scraping import (
     FAILED,
     OK,
+    STARTING,
     TARGET_DCGM,
     TARGET_INFERENCE,
     Reader,
@@ -103,6 +104,7 @@ from infercost.kube.transforms import NodeInfo, PodInfo, parse_time
 
 __all__ = [
     "NodeSample",
+    "PodCounts",
     "ProfileSample",
     "ProfileState",
     "Sample",
@@ -224,6 +226,15 @@ class NodeSample:
 
 
 @attrs.frozen
+class PodCounts:
+    """How many inference pods a profile's owned nodes run, and how many of them are still
+    loading their model (a refused connection before any successful scrape)."""
+
+    pods: int = 0
+    starting: int = 0
+
+
+@attrs.frozen
 class ProfileSample:
     """The part of a sample that belongs to one CostProfile."""
 
@@ -236,7 +247,10 @@ class ProfileSample:
     nodes: tuple[NodeSample, ...]
     """The owned nodes, by name."""
     pods: tuple[PodScrape, ...]
-    """Inference pods on the owned nodes, with their scrape outcome and token readings."""
+    """Inference pods on the owned nodes, with their scrape outcome and token readings; of a
+    kept sample (:meth:`Sample.kept`) only the pods whose scrape failed."""
+    counts: PodCounts
+    """Every inference pod on the owned nodes, and those starting, counted."""
     pod_problems: tuple[PodProblem, ...]
     """Pods on the owned nodes that ask to be scraped with unusable annotations."""
     untrusted_exporters: tuple[UntrustedExporter, ...] = ()
@@ -296,6 +310,9 @@ class Sample:
     not merely unscraped."""
     node_names: frozenset[str]
     """Names of every node in the cache at the sample."""
+    kept_counts: Mapping[str, PodCounts] | None = None
+    """Per CostProfile ``namespace/name``, its :class:`PodCounts`, as :meth:`kept` keeps them
+    (it keeps only the failed pods of :attr:`pods`); ``None`` in a published sample."""
 
     @property
     def duration_seconds(self) -> float:
@@ -309,6 +326,11 @@ class Sample:
         if member is None or state is None:
             return None
         owned = set(member.owned)
+        pods = tuple(p for p in self.pods if p.target.node in owned)
+        if self.kept_counts is not None:
+            counts = self.kept_counts.get(key, PodCounts())
+        else:
+            counts = _count(pods)
         return ProfileSample(
             time=self.time,
             monotonic=self.monotonic,
@@ -316,7 +338,8 @@ class Sample:
             state=state,
             membership=member,
             nodes=tuple(self.nodes[n] for n in member.owned if n in self.nodes),
-            pods=tuple(p for p in self.pods if p.target.node in owned),
+            pods=pods,
+            counts=counts,
             pod_problems=tuple(
                 p for p in self.pod_problems if self.problem_nodes.get(str(p.pod)) in owned
             ),
@@ -330,12 +353,20 @@ class Sample:
     def kept(self) -> Sample:
         """This sample as :meth:`Sampler.latest` keeps it until the next one: what status and
         figures are computed from (profiles, membership, per node its GPUs, exporter status
-        and GPU readings, per pod its target, state and error, the problems), without what
-        only the ledger reads, which it took when the sample was published: the token readings
-        of the pages, the GPU holders (:meth:`holdings` is empty), the GPU readings but for
-        their power (:meth:`NodeSample.power`), the nodes' GPU ids, and the UIDs and names of
-        everything in the caches. Per inference pod that is most of a
+        and GPU power, per profile its :class:`PodCounts`, the pods whose scrape failed with
+        their error, the problems), without what only the ledger reads, which it took when
+        the sample was published: the pods that were scraped or are starting (their token
+        readings, targets and start times), the GPU holders (:meth:`holdings` is empty), the
+        GPU readings but for their power (:meth:`NodeSample.power`), the nodes' GPU ids, and
+        the UIDs and names of everything in the caches. Per inference pod that is most of a
         sample."""
+        by_node: dict[str | None, list[PodScrape]] = {}
+        for pod in self.pods:
+            by_node.setdefault(pod.target.node, []).append(pod)
+        counts = {
+            key: _count(p for node in member.owned for p in by_node.get(node, ()))
+            for key, member in self.membership.profiles.items()
+        }
         return attrs.evolve(
             self,
             nodes=MappingProxyType(
@@ -350,10 +381,19 @@ class Sample:
                     for name, node in self.nodes.items()
                 }
             ),
-            pods=tuple(attrs.evolve(p, page=None) if p.page is not None else p for p in self.pods),
+            pods=tuple(p for p in self.pods if p.state == FAILED),
             pod_uids=frozenset(),
             node_names=frozenset(),
+            kept_counts=MappingProxyType(counts),
         )
+
+
+def _count(pods: Iterable[PodScrape]) -> PodCounts:
+    total = starting = 0
+    for pod in pods:
+        total += 1
+        starting += pod.state == STARTING
+    return PodCounts(total, starting)
 
 
 @attrs.frozen

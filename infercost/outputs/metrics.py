@@ -32,8 +32,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from infercost.api import PowerSource
+from infercost.engine.costmodel import GpuPower
 
-__all__ = ["POWER_SOURCES", "CostProfileCollector", "CostProfileSeries", "GpuPowerSeries"]
+__all__ = ["POWER_SOURCES", "CostProfileCollector", "CostProfileSeries", "NodePowerSeries"]
 
 POWER_SOURCES: tuple[str, ...] = tuple(s.value for s in PowerSource)
 """Every value of the ``source`` label, in a stable order."""
@@ -42,13 +43,13 @@ _PROFILE_LABELS = ["costprofile", "costprofile_namespace", "gpu_model"]
 
 
 @attrs.frozen
-class GpuPowerSeries:
-    """One measured GPU of a profile."""
+class NodePowerSeries:
+    """The measured GPUs of one node of a profile: one ``infercost_gpu_power_watts`` each.
+    Per node rather than per GPU, so that the record shares the GPUs the power resolution
+    holds instead of copying each one."""
 
     node: str
-    gpu: str
-    uuid: str
-    watts: float
+    gpus: tuple[GpuPower, ...]
 
 
 @attrs.frozen
@@ -64,7 +65,8 @@ class CostProfileSeries:
     power_watts: float
     power_source: str
     """One of :data:`POWER_SOURCES`."""
-    gpus: tuple[GpuPowerSeries, ...] = ()
+    nodes: tuple[NodePowerSeries, ...] = ()
+    """The owned nodes with a measured GPU."""
 
     def __attrs_post_init__(self) -> None:
         if self.power_source not in POWER_SOURCES:
@@ -144,6 +146,7 @@ class CostProfileCollector(Collector):
             power.add_metric(labels, r.power_watts)
             for value in POWER_SOURCES:
                 source.add_metric([*labels, value], 1.0 if value == r.power_source else 0.0)
-            for g in r.gpus:
-                gpu_power.add_metric([r.name, r.namespace, g.node, g.gpu, g.uuid], g.watts)
+            for n in r.nodes:
+                for g in n.gpus:
+                    gpu_power.add_metric([r.name, r.namespace, n.node, g.gpu, g.uuid], g.watts)
         yield from (hourly, amortization, electricity, power, source, gpu_power)

@@ -10,7 +10,7 @@ import pytest
 
 from infercost.collect.backends import Role
 from infercost.collect.scraping import FAILED, OK, STARTING
-from infercost.controllers.sampling import Sample, Sampler, SamplerSettings
+from infercost.controllers.sampling import PodCounts, Sample, Sampler, SamplerSettings
 from infercost.engine.costmodel import ExporterState
 from infercost.kube.clock import FakeClock
 from infercost.kube.informer import InformerFactory
@@ -73,13 +73,12 @@ def test_a_sample_holds_what_the_ledger_books(
     assert sample.sequence == 1
     kept = leader.sampler.latest()
     assert kept is not None and (kept.sequence, kept.time) == (sample.sequence, sample.time)
-    assert [(p.target, p.state, p.error) for p in kept.pods] == [
-        (p.target, p.state, p.error) for p in sample.pods
-    ]
     assert any(p.page is not None for p in sample.pods), "listeners get the token readings"
-    assert all(p.page is None for p in kept.pods), "the sample kept until the next has none"
+    assert kept.pods == (), "the sample kept until the next keeps only failed pods"
     whole, slim = sample.profile("ml/h100"), kept.profile("ml/h100")
     assert whole is not None and slim is not None
+    assert slim.counts == whole.counts == PodCounts(pods=1, starting=0)
+    assert [str(p.pod) for p in slim.pod_problems] == ["ml/misconfigured"]
     assert slim.power_readings() == whole.power_readings()
     assert slim.exporter_statuses() == whole.exporter_statuses()
     assert slim.node_gpus() == whole.node_gpus() and slim.membership == whole.membership
@@ -256,11 +255,23 @@ def test_refusals_mean_starting_until_the_first_success_of_each_container_run(
     def state() -> str:
         return leader.sampler.sample_once().pods[0].state
 
+    def kept() -> tuple[PodCounts, list[str]]:
+        """What status is computed from until the next sample: counts, failing pods."""
+        sample = leader.sampler.latest()
+        view = sample.profile("ml/h100") if sample is not None else None
+        assert view is not None
+        return view.counts, [f"{p.target.pod}: {p.error}" for p in view.pods]
+
     assert state() == STARTING
+    assert kept() == (PodCounts(pods=1, starting=1), [])
     pod.server.ready()
     assert state() == OK
+    assert kept() == (PodCounts(pods=1, starting=0), [])
     pod.server.loading()
     assert state() == FAILED, "refused after a success: the server went away"
+    counts, failing = kept()
+    assert counts == PodCounts(pods=1, starting=0)
+    assert len(failing) == 1 and failing[0].startswith("ml/sglang-0: ")
     # the container restarts: loading again is "starting" until it answers
     scenario.restart(pod)
     assert state() == STARTING

@@ -8,11 +8,12 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from infercost.engine.costmodel import GpuPower
 from infercost.outputs.metrics import (
     POWER_SOURCES,
     CostProfileCollector,
     CostProfileSeries,
-    GpuPowerSeries,
+    NodePowerSeries,
 )
 
 
@@ -26,9 +27,9 @@ def record(name: str = "h100", namespace: str = "ml", source: str = "DCGM") -> C
         electricity_per_hour_usd=0.18,
         power_watts=1200.0,
         power_source=source,
-        gpus=(
-            GpuPowerSeries("gpu-1", "0", "GPU-a", 700.0),
-            GpuPowerSeries("gpu-2", "0", "GPU-b", 500.0),
+        nodes=(
+            NodePowerSeries("gpu-1", (GpuPower("GPU-a", "0", 700.0),)),
+            NodePowerSeries("gpu-2", (GpuPower("GPU-b", "0", 500.0),)),
         ),
     )
 
