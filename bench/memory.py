@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             "small": args.small,
             "sizes": [int(str(r["pods"])) for r in rows],
             "bytes_per_pod": round(per_pod),
+            # the same total over every pod the cache holds (exporter pods too)
+            "bytes_per_cached_pod": round(per_pod * span / cached_span),
             "target_bytes_per_pod": 2048,
             "rss_bytes_per_pod": round(rss_per_pod),
             "rss_growth_mb_by_size": {str(r["pods"]): r["rss_growth_mb"] for r in rows},

@@ -31,7 +31,12 @@ KEYS = {
         "checkpoint_bytes_per_1000_pods",
     },
     "scaling": {"sizes", "exponent", "rss_exponent"},
-    "memory": {"bytes_per_pod", "emulator_list_objects_per_s", "emulator_watch_events_per_s"},
+    "memory": {
+        "bytes_per_pod",
+        "bytes_per_cached_pod",
+        "emulator_list_objects_per_s",
+        "emulator_watch_events_per_s",
+    },
 }
 
 
