@@ -12,10 +12,33 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+
+def run_bench(*args: str) -> dict[str, Any]:
+    """``python -m bench ARGS`` in a process of its own; its JSON result (the last stdout line).
+    A failure raises with the end of its stderr."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench {' '.join(args)} failed: {proc.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def log(message: str) -> None:

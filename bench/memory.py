@@ -25,7 +25,6 @@ import argparse
 import gc
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench._cluster import Cluster, Emulator, Shape, _inference_pod, _plan
-from bench._timing import current_rss_mb, emit, log, machine, parser
+from bench._timing import current_rss_mb, emit, log, machine, parser, run_bench
 from infercost.kube.rest import PODS, RestClient
 from infercost.testing.scenario import NAMESPACES
 
@@ -91,22 +90,7 @@ def _component(traceback: tracemalloc.Traceback) -> str:
 
 
 def run_child(pods: int, small: bool) -> dict[str, object]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "memory", "--child", str(pods)]
-        + (["--small"] if small else []),
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=900,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory child at {pods} pods failed: {proc.stderr.strip()[-2000:]}")
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_bench("memory", "--child", str(pods), *(["--small"] if small else []))
 
 
 def emulator_throughput(pods: int, watched: int) -> dict[str, float]:

@@ -13,15 +13,12 @@ Run: ``python -m bench scaling [--small] [--sizes 250,500,...]``.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench._timing import emit, log, machine, parser
+from bench._timing import emit, log, machine, parser, run_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (250, 500, 1000, 2000, 4000)
@@ -40,32 +37,7 @@ def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 
 def one_size(pods: int, cycles: int) -> dict[str, object]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "cycle",
-            "--pods",
-            str(pods),
-            "--cycles",
-            str(cycles),
-            "--frozen",
-            "0",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=900,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench cycle --pods {pods} failed: {proc.stderr.strip()[-2000:]}")
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_bench("cycle", "--pods", str(pods), "--cycles", str(cycles), "--frozen", "0")
 
 
 def main(argv: list[str] | None = None) -> int:
