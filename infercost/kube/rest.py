@@ -269,8 +269,12 @@ class WatchStream:
         response = self._response
         shutdown = getattr(response, "shutdown", None)
         if shutdown is not None:
-            # Raises RuntimeError once the connection went back to the pool (stream ended).
-            with contextlib.suppress(OSError, RuntimeError, urllib3.exceptions.HTTPError):
+            # Raises RuntimeError once the connection went back to the pool (stream ended), and
+            # ValueError once urllib3 closed the response itself (a read that failed when the
+            # server cut the stream): nothing is left to unblock then.
+            with contextlib.suppress(
+                OSError, RuntimeError, ValueError, urllib3.exceptions.HTTPError
+            ):
                 shutdown()
         with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, AttributeError):
             response.close()

@@ -181,3 +181,19 @@ def test_bearer_token_and_user_agent_are_sent(tmp_path: Path) -> None:
     assert seen[0]["authorization"] == "Bearer secret"
     assert seen[0]["user-agent"] == "infercost/test"
     assert seen[0]["accept"] == "application/json"
+
+
+def test_a_watch_whose_response_urllib3_already_closed_closes_quietly(kube: KubeEnv) -> None:
+    """A server that cuts a watch makes urllib3 close the response inside the failed read; the
+    informer's stop then closes the stream again, which must end it without an error."""
+    stream = kube.rest.watch(
+        "/api/v1/namespaces/default/configmaps",
+        query={"watch": "true", "timeoutSeconds": 30},
+        timeout=(5.0, 30.0),
+    )
+    response = stream._response
+    response.close()  # what urllib3 does itself when a read fails
+    with pytest.raises(ValueError):
+        response.shutdown()  # type: ignore[attr-defined]
+    stream.close()
+    assert list(stream) == []
