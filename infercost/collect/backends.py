@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import enum
 import math
-import sys
 from collections.abc import Mapping
 
 import attrs
 
+from infercost.api.sharing import SharingTable
 from infercost.collect import errors
 from infercost.collect.errors import MissingMetricsError, ScrapeError
 from infercost.collect.scanning import Labels, MetricsScanner, Sample, check_text, serves_prefix
@@ -321,20 +321,8 @@ def _reading(
 
 
 # Label sets of token series, one copy each: every replica of a model serves the same few, and
-# the sample the operator keeps between cycles would otherwise hold them once per pod. Bounded:
-# past the limit the table starts over (servers inventing label sets cost time, not memory).
-_LABEL_SETS: dict[Labels, Labels] = {}
-_LABEL_SETS_MAX = 4096
-
-
-def _shared_labels(labels: Labels) -> Labels:
-    shared = _LABEL_SETS.get(labels)
-    if shared is None:
-        if len(_LABEL_SETS) >= _LABEL_SETS_MAX:
-            _LABEL_SETS.clear()
-        shared = tuple((sys.intern(k), sys.intern(v)) for k, v in labels)
-        _LABEL_SETS[shared] = shared
-    return shared
+# what the operator keeps between cycles would otherwise hold them once per pod.
+_shared_labels = SharingTable(4096).one
 
 
 def _describe(sample: Sample) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from infercost.api.sharing import SharingTable
 from infercost.collect.errors import MissingMetricsError
 from infercost.collect.scanning import MetricsScanner, Sample, check_text, serves_prefix
 from infercost.engine.costmodel import GpuPower
@@ -74,22 +75,9 @@ def _usable(value: float) -> float | None:
     return None if math.isnan(value) or math.isinf(value) or value < 0 else value
 
 
-_NAMES_MAX = 1 << 16
-_names: dict[str, str] = {}
-
-
-def _one(name: str) -> str:
-    """One copy of a name every cycle's pages repeat and that is kept between cycles (GPU ids
-    and indexes, GPU models), so that what is kept holds the first cycle's strings. A
-    table of its own rather than ``sys.intern``: the interpreter's table of interned strings
-    never shrinks, is shared with every identifier, and each time it doubles it allocates the
-    whole of it again. Bounded: past :data:`_NAMES_MAX` names it starts over."""
-    kept = _names.get(name)
-    if kept is None:
-        if len(_names) >= _NAMES_MAX:
-            _names.clear()
-        kept = _names[name] = name
-    return kept
+# GPU ids and indexes and GPU models, repeated by every cycle's pages and kept between cycles:
+# what is kept holds the first cycle's strings
+_one = SharingTable(1 << 16).one
 
 
 def _key(sample: Sample) -> str:

@@ -39,9 +39,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import attrs
+
+from infercost.api.sharing import SharingTable
 
 __all__ = [
     "GPU_REPLICAS_LABEL",
@@ -77,13 +79,11 @@ KEPT_ANNOTATION_PREFIXES = (
 KEPT_ANNOTATIONS = frozenset({"app.kubernetes.io/name"})
 
 _intern = sys.intern
-T = TypeVar("T")
-_SHARED_MAX = 8192
 
 
 class FrozenMap(dict[str, str]):
     """A dict that cannot change and so can be hashed: the label sets and annotations of the
-    cached objects, shared between the objects that have equal ones (see :class:`_Shared`)."""
+    cached objects, shared between the objects that have equal ones (see ``_shared``)."""
 
     __slots__ = ()
 
@@ -100,29 +100,9 @@ class FrozenMap(dict[str, str]):
     clear = pop = popitem = setdefault = update = __ior__ = _frozen
 
 
-class _Shared:
-    """One copy of each equal value the cache holds many of: the label set, annotations,
-    containers and owners of a workload's replicas are equal, so the cached pods of a
-    Deployment share them. The table maps each value to itself, so that it holds nothing but
-    the shared values. Callers never mutate what they get (label sets and annotations are
-    :class:`FrozenMap`). Bounded: past :data:`_SHARED_MAX` distinct values the table starts
-    over (objects already cached keep their copies); a value no pod holds any more stays only
-    until then."""
-
-    def __init__(self) -> None:
-        self._table: dict[Any, Any] = {}
-
-    def one(self, value: T) -> T:
-        """The shared value equal to ``value`` (``value`` itself the first time)."""
-        shared = self._table.get(value)
-        if shared is None:
-            if len(self._table) >= _SHARED_MAX:
-                self._table.clear()
-            shared = self._table[value] = value
-        return cast(T, shared)
-
-
-_shared = _Shared()
+# the label sets, annotations, containers and owners of a workload's replicas are equal: the
+# cached pods of a Deployment share one copy of each
+_shared = SharingTable(8192)
 
 
 def _s(value: Any) -> str:
