@@ -285,13 +285,10 @@ class Scraper:
         self._jobs: queue.SimpleQueue[tuple[_Cycle, int, ScrapeTarget] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._cycles: set[_Cycle] = set()
-        # Idle keep-alive connections, kept between cycles as bare file descriptors: one int
-        # per connection, port · 2³² + descriptor (a tuple of them for several), under the
-        # target's host string (the cached pod's IP: no new object), or under (host, port)
-        # for a further port of a host whose entry holds another port. An idle
-        # HTTPConnection would also keep its last response and parsed headers (~2 KB); a
-        # socket object with the tuples around it took ~380 B per target, the int takes 32.
-        self._idle: dict[str | tuple[str, int], int | tuple[int, ...]] = {}
+        # Idle keep-alive connections per (host, port), kept between cycles as bare file
+        # descriptors: an idle HTTPConnection would also keep its last response and parsed
+        # headers (~2 KB), a socket object a few hundred bytes more per target.
+        self._idle: _Idle = {}
         self._idle_finalizer = weakref.finalize(self, _close_idle, self._idle)
         self._lock = threading.Lock()
         self._watchdog = _Watchdog(clock)
@@ -370,16 +367,11 @@ class Scraper:
         a pod with a new address): without this, every pod that ever went away would keep a
         descriptor open for as long as the operator runs."""
         with self._lock:
-            for key, value in list(self._idle.items()):
-                host = key if isinstance(key, str) else key[0]
-                kept = tuple(p for p in _idle_of(value) if (host, p >> 32) in wanted)
-                if len(kept) == len(_idle_of(value)):
-                    continue
-                for packed in _idle_of(value):
-                    if packed not in kept:
-                        with contextlib.suppress(OSError):
-                            os.close(packed & 0xFFFFFFFF)
-                _set_idle(self._idle, key, kept)
+            gone = [server for server in self._idle if server not in wanted]
+            for server in gone:
+                for fd in self._idle.pop(server):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
     def _start_worker(self) -> None:
         worker = threading.Thread(
@@ -406,7 +398,7 @@ class Scraper:
 
     def idle_connections(self, host: str, port: int) -> int:
         with self._lock:
-            return len(_idle_on(self._idle, host, port)[1])
+            return len(self._idle.get((host, port), ()))
 
     # -- one target -------------------------------------------------------------------------
 
@@ -459,10 +451,14 @@ class Scraper:
     def _acquire(self, target: ScrapeTarget) -> tuple[http.client.HTTPConnection, bool]:
         fd = -1
         with self._lock:
-            key, idle = _idle_on(self._idle, target.host, target.port)
+            server = (target.host, target.port)
+            idle = self._idle.get(server)
             if idle:
-                fd = idle[0] & 0xFFFFFFFF
-                _set_idle(self._idle, key, idle[1:])
+                fd, rest = idle[0], idle[1:]
+                if rest:
+                    self._idle[server] = rest
+                else:
+                    del self._idle[server]
         conn = self._new_connection(target)
         if fd < 0:
             return conn, False
@@ -480,9 +476,10 @@ class Scraper:
         if sock is None:
             return
         with self._lock:
-            key, idle = _idle_on(self._idle, target.host, target.port)
+            server = (target.host, target.port)
+            idle = self._idle.get(server, ())
             if len(idle) < MAX_IDLE_PER_HOST and not self._closed:
-                _set_idle(self._idle, key, (*idle, target.port << 32 | sock.detach()))
+                self._idle[server] = (*idle, sock.detach())
                 return
         sock.close()
 
@@ -646,39 +643,15 @@ def _too_large(target: ScrapeTarget, length: int | None, cap: int) -> ScrapeErro
     )
 
 
-def _idle_of(value: int | tuple[int, ...] | None) -> tuple[int, ...]:
-    if value is None:
-        return ()
-    return (value,) if isinstance(value, int) else value
-
-
-_Idle = dict[str | tuple[str, int], int | tuple[int, ...]]
-
-
-def _idle_on(idle: _Idle, host: str, port: int) -> tuple[str | tuple[str, int], tuple[int, ...]]:
-    """Where the idle connections to ``host:port`` are kept, and they (packed)."""
-    on_host = _idle_of(idle.get(host))
-    if on_host and on_host[0] >> 32 == port:
-        return host, on_host
-    key = (host, port)
-    kept = _idle_of(idle.get(key))
-    if kept or on_host:
-        return key, kept
-    return host, ()
-
-
-def _set_idle(idle: _Idle, key: str | tuple[str, int], packed: tuple[int, ...]) -> None:
-    if not packed:
-        idle.pop(key, None)
-    else:
-        idle[key] = packed[0] if len(packed) == 1 else packed
+_Idle = dict[tuple[str, int], tuple[int, ...]]
+"""Idle keep-alive connections: their descriptors per (host, port)."""
 
 
 def _close_idle(idle: _Idle) -> None:
     """Close every idle connection (also when a scraper is dropped without :meth:`close`:
     bare descriptors have no socket object to close them)."""
-    for value in list(idle.values()):
-        for packed in _idle_of(value):
+    for fds in list(idle.values()):
+        for fd in fds:
             with contextlib.suppress(OSError):
-                os.close(packed & 0xFFFFFFFF)
+                os.close(fd)
     idle.clear()
